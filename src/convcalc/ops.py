@@ -1,0 +1,1215 @@
+"""NumPy twins of the ``torch.nn.functional`` operations convcalc needs.
+
+Every function here is named and called like its ``torch.nn.functional``
+counterpart and computes the same numbers (same index arithmetic, same
+output sizes, same edge rules), on NumPy arrays in PyTorch's N-first layout
+(``N x C x spatial...``).  They are what ``convcalc shape --verify`` runs.
+
+* Only NumPy and the standard library are imported; PyTorch is never needed.
+* float32 and float64 inputs give results of the same dtype; any other input
+  (integers, nested lists) is computed in float64.  Weights, biases and
+  statistics are converted to the input's dtype.
+* Everything is vectorised: convolutions are one im2col copy (a strided view)
+  followed by one batched matrix product per call; pools, adaptive pools and
+  interpolation are separable per spatial dimension, with one strided view or
+  gather per dimension.  No Python loop runs over pixels or output positions.
+* Invalid arguments raise ``ValueError`` (PyTorch raises ``RuntimeError`` or
+  ``ValueError``) with a message close to PyTorch's.
+
+Besides the fixed-rank twins (``conv2d``, ``max_pool3d``, ...) there are
+generic functions for any number of spatial dimensions -- :func:`conv`,
+:func:`conv_transpose`, :func:`max_pool`, :func:`avg_pool`,
+:func:`adaptive_avg_pool`, :func:`adaptive_max_pool` -- which also accept
+asymmetric padding written per spatial dimension as ``(before, after)`` pairs,
+e.g. ``padding=((0, 1), (0, 1))``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence, Tuple, Union
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided, sliding_window_view
+
+__all__ = [
+    # convolutions
+    "conv", "conv1d", "conv2d", "conv3d",
+    "conv_transpose", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
+    # padding
+    "pad",
+    # pools
+    "max_pool", "max_pool1d", "max_pool2d", "max_pool3d",
+    "avg_pool", "avg_pool1d", "avg_pool2d", "avg_pool3d",
+    "adaptive_avg_pool", "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
+    "adaptive_max_pool", "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
+    # resampling
+    "interpolate", "upsample",
+    # normalisation, dense, shape
+    "batch_norm", "linear", "flatten", "dropout",
+    # activations
+    "relu", "relu6", "leaky_relu", "elu", "selu", "celu", "gelu", "silu", "mish",
+    "hardswish", "hardsigmoid", "hardtanh", "sigmoid", "tanh", "softplus",
+    "softmax", "log_softmax", "identity", "erf",
+]
+
+IntOrSeq = Union[int, Sequence[int]]
+
+# ---------------------------------------------------------------------------
+# argument helpers
+# ---------------------------------------------------------------------------
+
+
+def _as_float(x) -> np.ndarray:
+    """The input as an array of float32 or float64 (others become float64)."""
+    a = np.asarray(x)
+    if a.dtype not in (np.float32, np.float64):
+        a = a.astype(np.float64)
+    return a
+
+
+def _like(v, x: np.ndarray) -> Optional[np.ndarray]:
+    """A parameter array converted to the dtype of ``x`` (None stays None)."""
+    if v is None:
+        return None
+    return np.asarray(v, dtype=x.dtype)
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _ntuple(v, n: int, name: str) -> Tuple[int, ...]:
+    """An int or a length-n sequence of ints as an n-tuple of ints."""
+    if _is_int(v):
+        return (int(v),) * n
+    try:
+        t = tuple(v)
+    except TypeError:
+        raise ValueError(f"{name} must be an int or a sequence of {n} ints, got {v!r}") from None
+    if len(t) == 1 and n != 1:
+        t = t * n
+    if len(t) != n or not all(_is_int(e) for e in t):
+        raise ValueError(f"{name} must be an int or a sequence of {n} ints, got {v!r}")
+    return tuple(int(e) for e in t)
+
+
+def _pairs(padding, n: int, name: str = "padding") -> Tuple[Tuple[int, int], ...]:
+    """Padding as ``n`` (before, after) pairs.
+
+    Accepts an int (all sides), a length-n sequence whose items are ints
+    (symmetric) or (before, after) pairs (asymmetric).
+    """
+    if _is_int(padding):
+        p = int(padding)
+        return ((p, p),) * n
+    try:
+        items = list(padding)
+    except TypeError:
+        raise ValueError(f"{name} must be an int, a sequence of {n} ints or of "
+                         f"{n} (before, after) pairs, got {padding!r}") from None
+    if len(items) == 1 and n != 1:
+        items = items * n
+    if len(items) != n:
+        raise ValueError(f"{name} must have one entry per spatial dimension ({n}), got {padding!r}")
+    out = []
+    for it in items:
+        if _is_int(it):
+            out.append((int(it), int(it)))
+            continue
+        try:
+            b, a = it
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} entries must be ints or (before, after) pairs, got {it!r}") from None
+        if not (_is_int(b) and _is_int(a)):
+            raise ValueError(f"{name} entries must be ints or (before, after) pairs, got {it!r}")
+        out.append((int(b), int(a)))
+    return tuple(out)
+
+
+def _check_rank(x: np.ndarray, nd: Optional[int], fname: str) -> int:
+    """Number of spatial dims; require batch+channel+nd dims when nd is given."""
+    if nd is not None:
+        if x.ndim != nd + 2:
+            raise ValueError(f"{fname}: expected a {nd + 2}-D input (N, C, {nd} spatial dims), "
+                             f"got an array of shape {tuple(x.shape)}")
+        return nd
+    if x.ndim < 3:
+        raise ValueError(f"{fname}: expected an input of shape (N, C, spatial...), "
+                         f"got an array of shape {tuple(x.shape)}")
+    return x.ndim - 2
+
+
+def _fmt(t) -> str:
+    return " x ".join(str(int(v)) for v in t)
+
+
+# ---------------------------------------------------------------------------
+# padding
+# ---------------------------------------------------------------------------
+
+
+def _pad_axis_index(n: int, before: int, after: int, mode: str) -> np.ndarray:
+    """Source indices of one padded axis for reflect/replicate/circular."""
+    j = np.arange(-before, n + after)
+    if mode == "reflect":
+        if n == 1:
+            return np.zeros_like(j)
+        period = 2 * (n - 1)
+        j = np.abs(j) % period
+        return np.where(j >= n, period - j, j)
+    if mode == "replicate":
+        return np.clip(j, 0, n - 1)
+    if mode == "circular":
+        # PyTorch crops the negative sides first, then wraps within what is left
+        lo, hi = max(-before, 0), n - max(-after, 0)
+        return lo + (j - lo) % (hi - lo)
+    raise ValueError(f"unknown padding mode {mode!r}")
+
+
+def _pad_pairs(x: np.ndarray, pairs, mode: str = "constant", value: float = 0.0) -> np.ndarray:
+    """Pad the trailing ``len(pairs)`` axes by (before, after); negative crops."""
+    nd = len(pairs)
+    if all(b == 0 and a == 0 for b, a in pairs):
+        return x
+    lead = x.ndim - nd
+    for k, (b, a) in enumerate(pairs):
+        n = x.shape[lead + k]
+        if n + b + a < 0 or n - max(-b, 0) - max(-a, 0) < 0:
+            raise ValueError(f"The input size {n}, plus negative padding {b} and {a} resulted in a "
+                             f"negative output size, which is invalid. Check dimension {lead + k} of your input.")
+        if n + b + a < 1 and mode in ("reflect", "replicate"):
+            raise ValueError(f"input (W: {n}) is too small. Calculated output W: {n + b + a}")
+    if mode in ("constant", "zeros"):
+        # crop first (negative amounts), then place into a filled buffer
+        crop = [slice(None)] * lead
+        for k, (b, a) in enumerate(pairs):
+            n = x.shape[lead + k]
+            crop.append(slice(max(-b, 0), n - max(-a, 0)))
+        x = x[tuple(crop)]
+        shape = list(x.shape[:lead])
+        place = [slice(None)] * lead
+        for k, (b, a) in enumerate(pairs):
+            n = x.shape[lead + k]
+            bb, aa = max(b, 0), max(a, 0)
+            shape.append(n + bb + aa)
+            place.append(slice(bb, bb + n))
+        if any(s < 0 for s in shape):
+            raise ValueError("padding results in a negative output size")
+        out = np.full(shape, value, dtype=x.dtype)
+        out[tuple(place)] = x
+        return out
+    for k, (b, a) in enumerate(pairs):
+        ax = lead + k
+        n = x.shape[ax]
+        if mode == "reflect":
+            if b >= n or a >= n:
+                raise ValueError(
+                    f"Padding size should be less than the corresponding input dimension, "
+                    f"but got: padding ({b}, {a}) at dimension {ax} of input {tuple(x.shape)}")
+        elif mode == "circular":
+            kept = n - max(-b, 0) - max(-a, 0)
+            if b > kept or a > kept:
+                raise ValueError("Padding value causes wrapping around more than once.")
+        elif mode == "replicate":
+            if n == 0:
+                raise ValueError("replicate padding needs a non-empty input dimension")
+        else:
+            raise ValueError(f"unknown padding mode {mode!r}; expected constant, reflect, "
+                             f"replicate or circular")
+        x = np.take(x, _pad_axis_index(n, b, a, mode), axis=ax)
+    return x
+
+
+def pad(input, pad: Sequence[int], mode: str = "constant", value: Optional[float] = None) -> np.ndarray:
+    """Like ``F.pad``: ``pad`` lists (before, after) amounts starting from the LAST
+    dimension: ``(left, right, top, bottom, front, back)``.
+
+    Modes ``constant`` (fill ``value``, default 0), ``reflect`` (mirror without
+    repeating the edge), ``replicate`` (repeat the edge) and ``circular``
+    (wrap around).  Negative amounts crop.
+    """
+    x = _as_float(input)
+    p = list(pad)
+    if len(p) % 2 or not all(_is_int(v) for v in p):
+        raise ValueError("Padding length must be divisible by 2 and contain ints")
+    nd = len(p) // 2
+    if nd > x.ndim:
+        raise ValueError("Padding length too large")
+    pairs = [(int(p[2 * k]), int(p[2 * k + 1])) for k in range(nd)][::-1]
+    if mode != "constant" and value not in (None, 0, 0.0):
+        raise ValueError(f"Padding mode \"{mode}\" doesn't take in value argument.")
+    return _pad_pairs(x, pairs, mode, 0.0 if value is None else value)
+
+
+# ---------------------------------------------------------------------------
+# convolution
+# ---------------------------------------------------------------------------
+
+
+def _im2col(x: np.ndarray, ks, stride, dilation, out_sz) -> np.ndarray:
+    """(C * prod(k), N * prod(o)) matrix of input patches, rows ordered c, k..."""
+    N, C = x.shape[:2]
+    sN, sC = x.strides[:2]
+    ss = x.strides[2:]
+    shape = (C, *ks, N, *out_sz)
+    strides = (sC, *(s * d for s, d in zip(ss, dilation)), sN, *(s * st for s, st in zip(ss, stride)))
+    view = as_strided(x, shape=shape, strides=strides, writeable=False)
+    return np.ascontiguousarray(view).reshape(C * int(np.prod(ks)), N * int(np.prod(out_sz)))
+
+
+def _conv_core(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray], stride, dilation,
+               groups: int, fname: str) -> np.ndarray:
+    """Valid (unpadded) convolution of an already padded input."""
+    nd = x.ndim - 2
+    N, C = x.shape[:2]
+    Cout, Cg = w.shape[:2]
+    ks = w.shape[2:]
+    if groups < 1:
+        raise ValueError(f"{fname}: non-positive groups is not supported")
+    if Cout % groups:
+        raise ValueError(f"{fname}: out_channels ({Cout}) must be divisible by groups ({groups})")
+    if Cg * groups != C:
+        raise ValueError(f"{fname}: Given groups={groups}, weight of size {list(w.shape)}, expected "
+                         f"input{list(x.shape)} to have {Cg * groups} channels, but got {C} channels instead")
+    eff = [d * (k - 1) + 1 for k, d in zip(ks, dilation)]
+    if any(i < e for i, e in zip(x.shape[2:], eff)):
+        raise ValueError(f"{fname}: Calculated padded input size per channel: ({_fmt(x.shape[2:])}). "
+                         f"Kernel size: ({_fmt(eff)}). Kernel size can't be greater than actual input size")
+    out_sz = tuple((i - e) // s + 1 for i, e, s in zip(x.shape[2:], eff, stride))
+    K = int(np.prod(ks))
+    O = int(np.prod(out_sz))
+    if N * O == 0 or C == 0:
+        out = np.zeros((N, Cout, *out_sz), dtype=x.dtype)
+    else:
+        if all(k == 1 for k in ks) and all(s == 1 for s in stride) and N == 1:
+            col = x.reshape(C, O)  # 1x1 stride-1: the input already is the patch matrix
+        else:
+            col = _im2col(x, ks, stride, dilation, out_sz)
+        col = col.reshape(groups, Cg * K, N * O)
+        wm = w.reshape(groups, Cout // groups, Cg * K)
+        out = np.matmul(wm, col)  # (g, Cout/g, N*O)
+        out = out.reshape(Cout, N, *out_sz)
+        out = np.ascontiguousarray(np.swapaxes(out, 0, 1))
+    if b is not None:
+        out += b.reshape((1, Cout) + (1,) * nd)
+    return out
+
+
+def conv(input, weight, bias=None, stride: IntOrSeq = 1, padding=0, dilation: IntOrSeq = 1,
+         groups: int = 1, padding_mode: str = "zeros") -> np.ndarray:
+    """N-d convolution (cross-correlation) like ``F.conv{1,2,3}d``.
+
+    ``weight`` is ``(C_out, C_in / groups, *kernel)``.  ``padding`` is an int,
+    one int per spatial dim, one ``(before, after)`` pair per spatial dim, or
+    the string ``'valid'`` / ``'same'`` (PyTorch's: total ``d*(k-1)``, the odd
+    unit at the end, stride 1 only).  ``padding_mode`` is ``'zeros'``,
+    ``'reflect'``, ``'replicate'`` or ``'circular'`` as in ``nn.Conv*d``.
+    """
+    x = _as_float(input)
+    w = _like(weight, x)
+    b = _like(bias, x)
+    fname = "conv"
+    nd = _check_rank(x, None, fname)
+    if w.ndim != nd + 2:
+        raise ValueError(f"{fname}: weight must be {nd + 2}-D (C_out, C_in/groups, *kernel) for a "
+                         f"{nd + 2}-D input, got shape {tuple(w.shape)}")
+    ks = w.shape[2:]
+    stride = _ntuple(stride, nd, "stride")
+    dilation = _ntuple(dilation, nd, "dilation")
+    if any(s < 1 for s in stride):
+        raise ValueError(f"{fname}: non-positive stride is not supported")
+    if any(d < 1 for d in dilation):
+        raise ValueError(f"{fname}: dilation should be greater than zero")
+    if b is not None and b.shape != (w.shape[0],):
+        raise ValueError(f"{fname}: bias must have shape ({w.shape[0]},), got {tuple(b.shape)}")
+    if isinstance(padding, str):
+        if padding == "valid":
+            pairs = ((0, 0),) * nd
+        elif padding == "same":
+            if any(s != 1 for s in stride):
+                raise ValueError("padding='same' is not supported for strided convolutions")
+            pairs = tuple((d * (k - 1) // 2, d * (k - 1) - d * (k - 1) // 2)
+                          for k, d in zip(ks, dilation))
+        else:
+            raise ValueError(f"Invalid padding string {padding!r}, should be one of {{'valid', 'same'}}")
+    else:
+        pairs = _pairs(padding, nd)
+        if any(v < 0 for pr in pairs for v in pr):
+            raise ValueError(f"{fname}: negative padding is not supported")
+    mode = {"zeros": "constant"}.get(padding_mode, padding_mode)
+    if mode not in ("constant", "reflect", "replicate", "circular"):
+        raise ValueError(f"padding_mode must be one of 'zeros', 'reflect', 'replicate' or "
+                         f"'circular', got {padding_mode!r}")
+    xp = _pad_pairs(x, pairs, mode)
+    return _conv_core(xp, w, b, stride, dilation, int(groups), fname)
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> np.ndarray:
+    """Like ``F.conv1d``: input (N, C, L), weight (C_out, C_in/groups, k)."""
+    _check_rank(_as_float(input), 1, "conv1d")
+    return conv(input, weight, bias, stride, padding, dilation, groups)
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> np.ndarray:
+    """Like ``F.conv2d``: input (N, C, H, W), weight (C_out, C_in/groups, kh, kw)."""
+    _check_rank(_as_float(input), 2, "conv2d")
+    return conv(input, weight, bias, stride, padding, dilation, groups)
+
+
+def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> np.ndarray:
+    """Like ``F.conv3d``: input (N, C, D, H, W), weight (C_out, C_in/groups, kd, kh, kw)."""
+    _check_rank(_as_float(input), 3, "conv3d")
+    return conv(input, weight, bias, stride, padding, dilation, groups)
+
+
+def conv_transpose(input, weight, bias=None, stride: IntOrSeq = 1, padding=0,
+                   output_padding: IntOrSeq = 0, groups: int = 1, dilation: IntOrSeq = 1,
+                   output_size: Optional[Sequence[int]] = None) -> np.ndarray:
+    """N-d transposed convolution like ``F.conv_transpose{1,2,3}d`` (same argument order).
+
+    ``weight`` is ``(C_in, C_out / groups, *kernel)``.  Output size per dim:
+    ``(i-1)*s - before - after + d*(k-1) + output_padding + 1``.  ``padding``
+    may be ``(before, after)`` pairs: the amounts cropped from each end of the
+    full output.  ``output_size`` (spatial sizes, or a full shape) chooses
+    ``output_padding`` like ``nn.ConvTranspose*d.forward(output_size=...)``,
+    which accepts sizes from the minimum up to minimum + stride - 1 only
+    (even where dilation would allow a larger ``output_padding``).
+
+    Implementation: insert ``s-1`` zeros between input samples, pad by
+    ``d*(k-1) - before`` / ``d*(k-1) - after + output_padding`` (negative
+    amounts crop) and run an ordinary convolution with the spatially flipped
+    kernel whose in/out channel axes are swapped within each group.
+    """
+    x = _as_float(input)
+    w = _like(weight, x)
+    b = _like(bias, x)
+    fname = "conv_transpose"
+    nd = _check_rank(x, None, fname)
+    if w.ndim != nd + 2:
+        raise ValueError(f"{fname}: weight must be {nd + 2}-D (C_in, C_out/groups, *kernel), "
+                         f"got shape {tuple(w.shape)}")
+    groups = int(groups)
+    N, Cin = x.shape[:2]
+    if w.shape[0] != Cin:
+        raise ValueError(f"{fname}: Given transposed=1, weight of size {list(w.shape)}, expected "
+                         f"input{list(x.shape)} to have {w.shape[0]} channels, but got {Cin} channels instead")
+    if groups < 1 or Cin % groups:
+        raise ValueError(f"{fname}: in_channels ({Cin}) must be divisible by groups ({groups})")
+    ks = w.shape[2:]
+    cout_g = w.shape[1]
+    Cout = cout_g * groups
+    if b is not None and b.shape != (Cout,):
+        raise ValueError(f"{fname}: bias must have shape ({Cout},), got {tuple(b.shape)}")
+    stride = _ntuple(stride, nd, "stride")
+    dilation = _ntuple(dilation, nd, "dilation")
+    if any(s < 1 for s in stride):
+        raise ValueError(f"{fname}: non-positive stride is not supported")
+    if any(d < 1 for d in dilation):
+        raise ValueError(f"{fname}: dilation should be greater than zero")
+    pairs = _pairs(padding, nd)
+    if any(v < 0 for pr in pairs for v in pr):
+        raise ValueError(f"{fname}: negative padding is not supported")
+    spatial = x.shape[2:]
+    base = [(i - 1) * s - pb - pa + d * (k - 1) + 1
+            for i, s, (pb, pa), d, k in zip(spatial, stride, pairs, dilation, ks)]
+    if output_size is not None:
+        osz = list(output_size)
+        if len(osz) == nd + 2:
+            osz = osz[2:]
+        if len(osz) != nd:
+            raise ValueError(f"output_size must have {nd} or {nd + 2} elements (got {len(osz)})")
+        # like nn.ConvTranspose*d._output_padding: sizes in [min, min + stride - 1]
+        # (stride only -- narrower than the functional's op < max(stride, dilation))
+        top = [m + s - 1 for m, s in zip(base, stride)]
+        op = []
+        for o, lo, hi in zip(osz, base, top):
+            if not lo <= o <= hi:
+                raise ValueError(f"requested an output size of {list(osz)}, but valid sizes range "
+                                 f"from {base} to {top} (for an input of {list(spatial)})")
+            op.append(o - lo)
+        output_padding = tuple(op)
+    op = _ntuple(output_padding, nd, "output_padding")
+    for o, s, d in zip(op, stride, dilation):
+        if o < 0 or o >= max(s, d):
+            raise ValueError("output padding must be smaller than either stride or dilation, "
+                             f"but got output_padding: {_fmt(op)}, stride: {_fmt(stride)}, "
+                             f"dilation: {_fmt(dilation)}")
+    out_sz = [o + p for o, p in zip(base, op)]
+    if any(o < 1 for o in out_sz):
+        raise ValueError(f"{fname}: Given input size per channel: ({_fmt(spatial)}). Calculated output "
+                         f"size per channel: ({_fmt(out_sz)}). Output size is too small")
+    # zero-insert and pad (negative pads crop) in one buffer
+    before = [d * (k - 1) - pb for d, k, (pb, pa) in zip(dilation, ks, pairs)]
+    after = [d * (k - 1) - pa + o for d, k, (pb, pa), o in zip(dilation, ks, pairs, op)]
+    up = [(i - 1) * s + 1 for i, s in zip(spatial, stride)]
+    buf_shape = (N, Cin) + tuple(u + max(bf, 0) + max(af, 0) for u, bf, af in zip(up, before, after))
+    buf = np.zeros(buf_shape, dtype=x.dtype)
+    place = (slice(None), slice(None)) + tuple(
+        slice(max(bf, 0), max(bf, 0) + u, s) for u, bf, s in zip(up, before, stride))
+    buf[place] = x
+    crop = (slice(None), slice(None)) + tuple(
+        slice(max(-bf, 0), n - max(-af, 0)) for n, bf, af in zip(buf_shape[2:], before, after))
+    buf = buf[crop]
+    # (C_in, C_out/g, k) -> (C_out, C_in/g, k), flipped
+    wt = w.reshape((groups, Cin // groups, cout_g) + ks).swapaxes(1, 2)
+    wt = wt.reshape((Cout, Cin // groups) + ks)
+    wt = np.ascontiguousarray(wt[(slice(None), slice(None)) + (slice(None, None, -1),) * nd])
+    return _conv_core(buf, wt, b, (1,) * nd, dilation, groups, fname)
+
+
+def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0,
+                     groups=1, dilation=1) -> np.ndarray:
+    """Like ``F.conv_transpose1d``: weight (C_in, C_out/groups, k)."""
+    _check_rank(_as_float(input), 1, "conv_transpose1d")
+    return conv_transpose(input, weight, bias, stride, padding, output_padding, groups, dilation)
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0,
+                     groups=1, dilation=1) -> np.ndarray:
+    """Like ``F.conv_transpose2d``: weight (C_in, C_out/groups, kh, kw)."""
+    _check_rank(_as_float(input), 2, "conv_transpose2d")
+    return conv_transpose(input, weight, bias, stride, padding, output_padding, groups, dilation)
+
+
+def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0,
+                     groups=1, dilation=1) -> np.ndarray:
+    """Like ``F.conv_transpose3d``: weight (C_in, C_out/groups, kd, kh, kw)."""
+    _check_rank(_as_float(input), 3, "conv_transpose3d")
+    return conv_transpose(input, weight, bias, stride, padding, output_padding, groups, dilation)
+
+
+# ---------------------------------------------------------------------------
+# pooling
+# ---------------------------------------------------------------------------
+
+
+def _pool_out(i: int, k: int, s: int, pb: int, pa: int, d: int, ceil_mode: bool) -> int:
+    """PyTorch's pooling_output_shape_pad_lr."""
+    num = i + pb + pa - d * (k - 1) - 1
+    o = (-(-num // s) if ceil_mode else num // s) + 1
+    if ceil_mode and (o - 1) * s >= i + pb:
+        o -= 1
+    return o
+
+
+def _pool_setup(x, kernel_size, stride, padding, dilation, ceil_mode, fname, nd):
+    nd = _check_rank(x, nd, fname)
+    ks = _ntuple(kernel_size, nd, "kernel_size")
+    st = ks if stride is None or (not _is_int(stride) and len(tuple(stride)) == 0) \
+        else _ntuple(stride, nd, "stride")
+    dl = _ntuple(dilation, nd, "dilation")
+    pairs = _pairs(padding, nd)
+    if any(k < 1 for k in ks):
+        raise ValueError(f"{fname}: kernel_size must be greater than zero, but got {ks}")
+    if any(s < 1 for s in st):
+        raise ValueError(f"{fname}: stride must be greater than zero, but got {st}")
+    if any(d < 1 for d in dl):
+        raise ValueError(f"{fname}: dilation must be greater than zero, but got {dl}")
+    if any(v < 0 for pr in pairs for v in pr):
+        raise ValueError(f"{fname}: pad must be non-negative, but got {padding!r}")
+    if any(pb > k // 2 or pa > k // 2 for (pb, pa), k in zip(pairs, ks)):
+        raise ValueError(f"{fname}: pad should be at most half of effective kernel size, but got "
+                         f"pad={padding!r}, kernel_size={_fmt(ks)}")
+    out = tuple(_pool_out(i, k, s, pb, pa, d, bool(ceil_mode))
+                for i, k, s, (pb, pa), d in zip(x.shape[2:], ks, st, pairs, dl))
+    if any(o < 1 for o in out):
+        raise ValueError(f"{fname}: Given input size: ({_fmt(x.shape[1:])}). Calculated output size: "
+                         f"({_fmt((x.shape[1],) + out)}). Output size is too small")
+    return nd, ks, st, dl, pairs, out
+
+
+def _window_reduce(x: np.ndarray, ax: int, k: int, s: int, d: int, pb: int, o: int,
+                   fill: float, reducer) -> np.ndarray:
+    """Reduce windows along one axis: window j covers padded taps j*s + t*d, t < k."""
+    n = x.shape[ax]
+    need = (o - 1) * s + d * (k - 1) + 1  # padded length actually read
+    pa = need - n - pb
+    pairs = [(0, 0)] * (x.ndim - 2)
+    pairs[ax - 2] = (pb, pa)
+    xp = _pad_pairs(x, pairs, "constant", fill)
+    span = d * (k - 1) + 1
+    win = sliding_window_view(xp, span, axis=ax)  # window axis appended last
+    idx = [slice(None)] * win.ndim
+    idx[ax] = slice(0, (o - 1) * s + 1, s)
+    idx[-1] = slice(None, None, d)
+    return reducer(win[tuple(idx)], axis=-1)
+
+
+def max_pool(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
+             return_indices: bool = False, _nd: Optional[int] = None, _fname: str = "max_pool"):
+    """N-d max pooling like ``F.max_pool{1,2,3}d`` (padding counts as -inf).
+
+    ``padding`` may be ``(before, after)`` pairs; ceil mode then uses the
+    same rule as PyTorch's ``pooling_output_shape_pad_lr``: the output size
+    is rounded up, but the last window must start inside the input or the
+    left padding.
+    """
+    if return_indices:
+        raise NotImplementedError("return_indices is not supported by convcalc.ops")
+    x = _as_float(input)
+    nd, ks, st, dl, pairs, out = _pool_setup(x, kernel_size, stride, padding, dilation,
+                                             ceil_mode, _fname, _nd)
+    for j in range(nd):
+        x = _window_reduce(x, 2 + j, ks[j], st[j], dl[j], pairs[j][0], out[j], -np.inf, np.max)
+    return np.ascontiguousarray(x)
+
+
+def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """Like ``F.max_pool1d``."""
+    return max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, 1, "max_pool1d")
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """Like ``F.max_pool2d``."""
+    return max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, 2, "max_pool2d")
+
+
+def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """Like ``F.max_pool3d``."""
+    return max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, 3, "max_pool3d")
+
+
+def avg_pool(input, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
+             count_include_pad: bool = True, divisor_override: Optional[int] = None,
+             _nd: Optional[int] = None, _fname: str = "avg_pool") -> np.ndarray:
+    """N-d average pooling like ``F.avg_pool{1,2,3}d``.
+
+    The sum runs over the window with zero padding.  The divisor, per
+    PyTorch: with ``count_include_pad`` the window clipped to
+    [-pad_before, input + pad_after) (so a ceil-mode window hanging past the
+    right padding is not charged for the overhang); without it, the window
+    clipped to the input.  ``divisor_override`` replaces both.  With three
+    spatial dims, the unpadded input must be at least the kernel in every dim
+    (PyTorch's avg_pool3d check; max_pool3d and 1-D/2-D pools have none).
+    """
+    x = _as_float(input)
+    nd, ks, st, _, pairs, out = _pool_setup(x, kernel_size, stride, padding, 1,
+                                            ceil_mode, _fname, _nd)
+    if divisor_override is not None and divisor_override == 0:
+        raise ValueError("divisor must be not zero")
+    spatial = x.shape[2:]
+    if nd == 3 and any(i < k for i, k in zip(spatial, ks)):
+        # PyTorch's avg_pool3d (only the 3-D one) wants the UNPADDED input to
+        # be at least the kernel in every dim, whatever the padding
+        raise ValueError(f"{_fname}: input image (T: {spatial[0]} H: {spatial[1]} W: {spatial[2]}) "
+                         f"smaller than kernel size (kT: {ks[0]} kH: {ks[1]} kW: {ks[2]})")
+    for j in range(nd):
+        x = _window_reduce(x, 2 + j, ks[j], st[j], 1, pairs[j][0], out[j], 0.0, np.sum)
+    if divisor_override is not None:
+        return np.ascontiguousarray(x / x.dtype.type(divisor_override))
+    div = np.ones((), dtype=np.int64)
+    for j in range(nd):
+        i, k, s, (pb, pa), o = spatial[j], ks[j], st[j], pairs[j], out[j]
+        start = np.arange(o) * s - pb
+        end = np.minimum(start + k, i + pa)
+        if count_include_pad:
+            cnt = end - start
+        else:
+            cnt = np.minimum(end, i) - np.maximum(start, 0)
+        div = np.multiply.outer(div, cnt)
+    return np.ascontiguousarray(x / div.astype(x.dtype))
+
+
+def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    """Like ``F.avg_pool1d``."""
+    return avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad, None, 1, "avg_pool1d")
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    """Like ``F.avg_pool2d``."""
+    return avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                    divisor_override, 2, "avg_pool2d")
+
+
+def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    """Like ``F.avg_pool3d``."""
+    return avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                    divisor_override, 3, "avg_pool3d")
+
+
+# ---------------------------------------------------------------------------
+# adaptive pooling
+# ---------------------------------------------------------------------------
+
+
+def _adaptive_windows(i: int, o: int):
+    """Window j = [floor(j*i/o), ceil((j+1)*i/o)) as a padded index table."""
+    j = np.arange(o)
+    start = (j * i) // o
+    end = ((j + 1) * i + o - 1) // o
+    length = end - start
+    L = int(length.max()) if o else 0
+    idx = start[:, None] + np.arange(L)[None, :]
+    mask = idx < end[:, None]
+    return np.minimum(idx, i - 1), mask, length
+
+
+def _adaptive_sizes(x: np.ndarray, output_size, nd: int, fname: str) -> Tuple[int, ...]:
+    if output_size is None or _is_int(output_size):
+        sizes = [output_size] * nd
+    else:
+        sizes = list(output_size)
+        if len(sizes) == 1 and nd != 1:
+            sizes = sizes * nd
+        if len(sizes) != nd:
+            raise ValueError(f"{fname}: output_size must have {nd} elements, got {output_size!r}")
+    out = tuple(x.shape[2 + k] if s is None else int(s) for k, s in enumerate(sizes))
+    if any(o < 0 for o in out):
+        raise ValueError(f"{fname}: elements of output_size must be greater than or equal to 0 "
+                         f"but received {output_size!r}")
+    if any(n == 0 for n in x.shape[2:]):
+        raise ValueError(f"{fname}: Expected input to have non-zero size for non-batch dimensions, "
+                         f"but input has sizes {list(x.shape)}")
+    return out
+
+
+def _adaptive(x: np.ndarray, out: Sequence[int], kind: str) -> np.ndarray:
+    for k, o in enumerate(out):
+        ax = 2 + k
+        i = x.shape[ax]
+        if o == i:
+            continue
+        if o > 0 and i % o == 0:  # uniform windows: a reshape does it
+            shp = x.shape[:ax] + (o, i // o) + x.shape[ax + 1:]
+            r = x.reshape(shp)
+            x = r.max(axis=ax + 1) if kind == "max" else r.sum(axis=ax + 1) / x.dtype.type(i // o)
+            continue
+        idx, mask, length = _adaptive_windows(i, o)
+        t = np.take(x, idx, axis=ax)  # (..., o, L, ...)
+        m = mask.reshape(mask.shape + (1,) * (x.ndim - ax - 1))
+        if kind == "max":
+            x = np.where(m, t, -np.inf).astype(x.dtype, copy=False).max(axis=ax + 1)
+        else:
+            s = np.where(m, t, 0).astype(x.dtype, copy=False).sum(axis=ax + 1)
+            x = s / length.astype(x.dtype).reshape((o,) + (1,) * (x.ndim - ax - 1))
+    return np.ascontiguousarray(x)
+
+
+def adaptive_avg_pool(input, output_size, _nd: Optional[int] = None,
+                      _fname: str = "adaptive_avg_pool") -> np.ndarray:
+    """N-d adaptive average pool: output window j of a dim spans
+    ``[floor(j*i/o), ceil((j+1)*i/o))``.  ``None`` in output_size keeps that dim."""
+    x = _as_float(input)
+    nd = _check_rank(x, _nd, _fname)
+    return _adaptive(x, _adaptive_sizes(x, output_size, nd, _fname), "avg")
+
+
+def adaptive_max_pool(input, output_size, return_indices: bool = False, _nd: Optional[int] = None,
+                      _fname: str = "adaptive_max_pool") -> np.ndarray:
+    """N-d adaptive max pool, windows as in :func:`adaptive_avg_pool`."""
+    if return_indices:
+        raise NotImplementedError("return_indices is not supported by convcalc.ops")
+    x = _as_float(input)
+    nd = _check_rank(x, _nd, _fname)
+    return _adaptive(x, _adaptive_sizes(x, output_size, nd, _fname), "max")
+
+
+def adaptive_avg_pool1d(input, output_size):
+    """Like ``F.adaptive_avg_pool1d``."""
+    return adaptive_avg_pool(input, output_size, 1, "adaptive_avg_pool1d")
+
+
+def adaptive_avg_pool2d(input, output_size):
+    """Like ``F.adaptive_avg_pool2d``."""
+    return adaptive_avg_pool(input, output_size, 2, "adaptive_avg_pool2d")
+
+
+def adaptive_avg_pool3d(input, output_size):
+    """Like ``F.adaptive_avg_pool3d``."""
+    return adaptive_avg_pool(input, output_size, 3, "adaptive_avg_pool3d")
+
+
+def adaptive_max_pool1d(input, output_size, return_indices=False):
+    """Like ``F.adaptive_max_pool1d``."""
+    return adaptive_max_pool(input, output_size, return_indices, 1, "adaptive_max_pool1d")
+
+
+def adaptive_max_pool2d(input, output_size, return_indices=False):
+    """Like ``F.adaptive_max_pool2d``."""
+    return adaptive_max_pool(input, output_size, return_indices, 2, "adaptive_max_pool2d")
+
+
+def adaptive_max_pool3d(input, output_size, return_indices=False):
+    """Like ``F.adaptive_max_pool3d``."""
+    return adaptive_max_pool(input, output_size, return_indices, 3, "adaptive_max_pool3d")
+
+
+# ---------------------------------------------------------------------------
+# interpolation
+# ---------------------------------------------------------------------------
+
+_INTERP_MODES = ("nearest", "nearest-exact", "linear", "bilinear", "bicubic", "trilinear", "area")
+_MODE_RANK = {"linear": 1, "bilinear": 2, "bicubic": 2, "trilinear": 3}
+_CUBIC_A = -0.75
+
+
+def _interp_scale(i: int, o: int, align_corners: bool, sf: Optional[float], ft):
+    """PyTorch's area_pixel_compute_scale, in the op's math type ``ft``."""
+    if align_corners:
+        return ft(i - 1) / ft(o - 1) if o > 1 else ft(0)
+    if sf is not None and sf > 0:
+        return ft(1.0 / sf)
+    return ft(i) / ft(o)
+
+
+def _source_index(scale, o: int, align_corners: bool, cubic: bool, ft) -> np.ndarray:
+    """PyTorch's area_pixel_compute_source_index for dst = 0..o-1."""
+    dst = np.arange(o).astype(ft)
+    if align_corners:
+        return scale * dst
+    src = scale * (dst + ft(0.5)) - ft(0.5)
+    return src if cubic else np.maximum(src, ft(0))
+
+
+def _cubic_coeffs(t: np.ndarray):
+    A = t.dtype.type(_CUBIC_A)
+
+    def cc1(v):  # |v| <= 1
+        return ((A + 2) * v - (A + 3)) * v * v + 1
+
+    def cc2(v):  # 1 < |v| < 2
+        return ((A * v - 5 * A) * v + 8 * A) * v - 4 * A
+
+    return [cc2(t + 1), cc1(t), cc1(1 - t), cc2(2 - t)]
+
+
+def _axis_taps(i: int, o: int, mode: str, align_corners: bool, sf: Optional[float], ft,
+               nearest_shortcuts: bool = False):
+    """(index arrays, weight arrays or None) of one axis."""
+    # PyTorch rounds the source coordinate with floorf(): computed in the op's
+    # math type, then converted to float32 before taking the floor.  For
+    # float32, the compiled kernel fuses scale*(dst+0.5)-0.5 into one FMA; the
+    # exact float64 product emulates it.
+    if mode == "nearest":
+        if nearest_shortcuts and o == i:
+            return [np.arange(o)], [None]
+        if nearest_shortcuts and o == 2 * i:
+            return [np.arange(o) >> 1], [None]
+        scale = _interp_scale(i, o, False, sf, ft)
+        src = (scale * np.arange(o).astype(ft)).astype(np.float32)
+        return [np.minimum(np.floor(src).astype(np.int64), i - 1)], [None]
+    if mode == "nearest-exact":
+        scale = _interp_scale(i, o, False, sf, ft)
+        dst = np.arange(o, dtype=np.float64) + 0.5
+        src = (np.float64(scale) * dst - 0.5).astype(ft)
+        src = np.maximum(src, ft(0)) + ft(0.5)
+        return [np.minimum(np.floor(src.astype(np.float32)).astype(np.int64), i - 1)], [None]
+    if mode in ("linear", "bilinear", "trilinear"):
+        if o == i:  # PyTorch copies when the size is unchanged, whatever the scale
+            return [np.arange(o)], [None]
+        scale = _interp_scale(i, o, align_corners, sf, ft)
+        src = _source_index(scale, o, align_corners, False, ft)
+        i0 = np.minimum(np.floor(src).astype(np.int64), i - 1)
+        l1 = np.clip(src - i0.astype(ft), ft(0), ft(1)).astype(ft)
+        i1 = i0 + (i0 < i - 1)
+        return [i0, i1], [ft(1) - l1, l1]
+    if mode == "bicubic":
+        scale = _interp_scale(i, o, align_corners, sf, ft)
+        src = _source_index(scale, o, align_corners, True, ft)
+        fl = np.floor(src)
+        t = (src - fl).astype(ft)
+        i0 = fl.astype(np.int64)
+        idx = [np.clip(i0 - 1 + m, 0, i - 1) for m in range(4)]
+        return idx, _cubic_coeffs(t)
+    raise ValueError(f"unknown interpolation mode {mode!r}")
+
+
+def interpolate(input, size=None, scale_factor=None, mode: str = "nearest",
+                align_corners: Optional[bool] = None, recompute_scale_factor: Optional[bool] = None,
+                antialias: bool = False) -> np.ndarray:
+    """Like ``F.interpolate`` (modes nearest, nearest-exact, linear, bilinear,
+    bicubic, trilinear, area), with PyTorch's CPU index arithmetic:
+
+    * output size = ``size``, or ``floor(i * scale_factor)``;
+    * the source scale is ``1/scale_factor`` when a scale factor is given (and
+      not recomputed), else ``in/out``; with ``align_corners`` it is
+      ``(in-1)/(out-1)``;
+    * nearest reads ``floor(dst*scale)`` (in 2-D only: a copy when the size is
+      unchanged and ``dst // 2`` when it doubles, as PyTorch's 2-D kernel
+      does); nearest-exact
+      ``floor(max((dst+0.5)*scale - 0.5, 0) + 0.5)`` (both floors taken in
+      float32, as PyTorch's ``floorf``); linear modes the two neighbours
+      of ``max((dst+0.5)*scale - 0.5, 0)`` (a plain copy when the size does
+      not change); bicubic the four neighbours (A = -0.75), indices clamped
+      to the border; area is adaptive average pooling.
+
+    Index math runs in float32 for float32 input and float64 for float64, as
+    PyTorch's ``opmath`` does.
+    """
+    x = _as_float(input)
+    if mode not in _INTERP_MODES:
+        raise ValueError(f"interpolate: unknown mode {mode!r}; expected one of {', '.join(_INTERP_MODES)}")
+    if mode in ("nearest", "area", "nearest-exact"):
+        if align_corners is not None:
+            raise ValueError("align_corners option can only be set with the interpolating modes: "
+                             "linear | bilinear | bicubic | trilinear")
+        align = False
+    else:
+        align = bool(align_corners) if align_corners is not None else False
+    if antialias:
+        raise NotImplementedError("antialias is not supported by convcalc.ops")
+    if x.ndim not in (3, 4, 5):
+        raise ValueError(f"Input Error: Only 3D, 4D and 5D input Tensors supported (got {x.ndim}D) "
+                         f"for the modes: nearest | linear | bilinear | bicubic | trilinear | area | nearest-exact "
+                         f"(got {mode})")
+    nd = x.ndim - 2
+    need = _MODE_RANK.get(mode)
+    if need is not None and need != nd:
+        raise ValueError(f"Got {x.ndim}D input, but {mode} mode needs {need + 2}D input")
+    if size is not None and scale_factor is not None:
+        raise ValueError("only one of size or scale_factor should be defined")
+    spatial = x.shape[2:]
+    if size is not None:
+        if recompute_scale_factor:
+            raise ValueError("recompute_scale_factor is not meaningful with an explicit size.")
+        if _is_int(size):
+            out = (int(size),) * nd
+        else:
+            out = tuple(size)
+            if len(out) != nd:
+                raise ValueError(f"Input and output must have the same number of spatial dimensions, but got "
+                                 f"input with spatial dimensions of {list(spatial)} and output size of {list(out)}.")
+            if not all(_is_int(v) for v in out):
+                raise TypeError(f"expected size to be one of int or Tuple[int] or Tuple[int, int] or "
+                                f"Tuple[int, int, int], but got size with types {[type(v) for v in out]}")
+            out = tuple(int(v) for v in out)
+        scales = (None,) * nd
+    elif scale_factor is not None:
+        if isinstance(scale_factor, (int, float, np.integer, np.floating)):
+            sfs = (float(scale_factor),) * nd
+        else:
+            sfs = tuple(float(v) for v in scale_factor)
+            if len(sfs) != nd:
+                raise ValueError(f"Input and scale_factor must have the same number of spatial dimensions, but "
+                                 f"got input with spatial dimensions of {list(spatial)} and scale_factor of "
+                                 f"shape {list(sfs)}.")
+        out = tuple(math.floor(float(i) * s) for i, s in zip(spatial, sfs))
+        scales = (None,) * nd if (recompute_scale_factor or mode == "area") else sfs
+    else:
+        raise ValueError("either size or scale_factor should be defined")
+    if any(o <= 0 for o in out) or any(i <= 0 for i in spatial):
+        raise ValueError(f"Input and output sizes should be greater than 0, but got input "
+                         f"({_fmt(spatial)}) output ({_fmt(out)})")
+    if mode == "area":
+        return _adaptive(x, out, "avg")
+    ft = x.dtype.type
+    # PyTorch's 2-D nearest kernel (only that one) copies a dim whose size is
+    # unchanged and maps dst -> dst // 2 when it exactly doubles, whatever the
+    # scale factor says; 1-D and 3-D use floor(dst * scale) throughout.
+    shortcuts = mode == "nearest" and nd == 2
+    for k in range(nd):
+        ax = 2 + k
+        idxs, ws = _axis_taps(spatial[k], out[k], mode, align, scales[k], ft, shortcuts)
+        if len(idxs) == 1 and ws[0] is None:
+            if not (out[k] == spatial[k] and np.array_equal(idxs[0], np.arange(out[k]))):
+                x = np.take(x, idxs[0], axis=ax)
+            continue
+        wshape = (-1,) + (1,) * (x.ndim - ax - 1)
+        acc = None
+        for idx, w in zip(idxs, ws):
+            term = np.take(x, idx, axis=ax) * np.asarray(w, dtype=x.dtype).reshape(wshape)
+            acc = term if acc is None else acc + term
+        x = acc
+    return np.ascontiguousarray(x)
+
+
+def upsample(input, size=None, scale_factor=None, mode: str = "nearest", align_corners=None):
+    """Like the deprecated ``F.upsample``: :func:`interpolate`."""
+    return interpolate(input, size, scale_factor, mode, align_corners)
+
+
+# ---------------------------------------------------------------------------
+# normalisation, dense and shape ops
+# ---------------------------------------------------------------------------
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training: bool = False,
+               momentum: float = 0.1, eps: float = 1e-5) -> np.ndarray:
+    """Like ``F.batch_norm`` over dim 1 of an (N, C, ...) input.
+
+    Eval mode normalises with the running statistics.  ``training=True``
+    normalises with the batch's mean and biased variance and, like PyTorch,
+    updates ``running_mean`` / ``running_var`` in place (unbiased variance)
+    when they are given as float arrays.
+    """
+    x = _as_float(input)
+    if x.ndim < 2:
+        raise ValueError(f"batch_norm: expected an input of at least 2 dims (N, C, ...), got {tuple(x.shape)}")
+    C = x.shape[1]
+    shp = (1, C) + (1,) * (x.ndim - 2)
+
+    def vec(v, name):
+        if v is None:
+            return None
+        a = np.asarray(v, dtype=x.dtype)
+        if a.shape != (C,):
+            raise ValueError(f"batch_norm: {name} should contain {C} elements not {a.size}")
+        return a.reshape(shp)
+
+    w = vec(weight, "weight")
+    b = vec(bias, "bias")
+    if training:
+        axes = (0,) + tuple(range(2, x.ndim))
+        n = x.size // max(C, 1)
+        if n <= 1:
+            raise ValueError(f"Expected more than 1 value per channel when training, got input size {list(x.shape)}")
+        mean = x.mean(axis=axes, keepdims=True)
+        var = ((x - mean) ** 2).mean(axis=axes, keepdims=True)
+        for buf, stat in ((running_mean, mean), (running_var, var * (n / (n - 1)))):
+            if isinstance(buf, np.ndarray) and buf.dtype.kind == "f":
+                buf *= (1 - momentum)
+                buf += momentum * stat.reshape(C).astype(buf.dtype)
+    else:
+        if running_mean is None or running_var is None:
+            raise ValueError("batch_norm: running_mean and running_var must be defined in evaluation mode")
+        mean = vec(running_mean, "running_mean")
+        var = vec(running_var, "running_var")
+    y = (x - mean) * (1 / np.sqrt(var + x.dtype.type(eps)))
+    if w is not None:
+        y = y * w
+    if b is not None:
+        y = y + b
+    return y.astype(x.dtype, copy=False)
+
+
+def linear(input, weight, bias=None) -> np.ndarray:
+    """Like ``F.linear``: ``input @ weight.T + bias`` over the last dim."""
+    x = _as_float(input)
+    w = _like(weight, x)
+    if w.ndim != 2 or x.shape[-1] != w.shape[1]:
+        raise ValueError(f"mat1 and mat2 shapes cannot be multiplied "
+                         f"({int(np.prod(x.shape[:-1]))}x{x.shape[-1]} and {w.shape[-1]}x{w.shape[0]})")
+    y = x @ w.T
+    if bias is not None:
+        y += _like(bias, x)
+    return y
+
+
+def flatten(input, start_dim: int = 1, end_dim: int = -1) -> np.ndarray:
+    """Flatten dims start_dim..end_dim (default: all but the batch dim, like ``nn.Flatten``)."""
+    x = _as_float(input)
+    nd = max(x.ndim, 1)
+    s = start_dim % nd
+    e = end_dim % nd
+    if s > e:
+        raise ValueError("flatten() has invalid args: start_dim cannot come after end_dim")
+    return x.reshape(x.shape[:s] + (int(np.prod(x.shape[s:e + 1])),) + x.shape[e + 1:])
+
+
+def dropout(input, p: float = 0.5, training: bool = False, inplace: bool = False,
+            rng: Optional[np.random.Generator] = None) -> np.ndarray:
+    """Identity unless ``training`` (note: ``F.dropout`` defaults to training=True;
+    here the default is inference).  In training, zeroes elements with
+    probability ``p`` and scales the rest by ``1/(1-p)``."""
+    if p < 0 or p > 1:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    x = _as_float(input)
+    if not training or p == 0:
+        return x
+    if p == 1:
+        return np.zeros_like(x)
+    rng = np.random.default_rng() if rng is None else rng
+    keep = rng.random(x.shape) >= p
+    return np.where(keep, x / x.dtype.type(1 - p), x.dtype.type(0))
+
+
+# ---------------------------------------------------------------------------
+# activations
+# ---------------------------------------------------------------------------
+
+_SQRT1_2 = math.sqrt(0.5)
+_2_SQRTPI = 2.0 / math.sqrt(math.pi)
+_1_SQRTPI = 1.0 / math.sqrt(math.pi)
+
+
+def _erfc_pos_f64(z: np.ndarray) -> np.ndarray:
+    """erfc(z) for z >= 0 in float64, relative error ~1e-15."""
+    out = np.empty_like(z)
+    small = z < 2.0
+    zs = z[small]
+    if zs.size:  # erf series with positive terms: e^{-z^2} sum (2z^2)^n z / (2n+1)!!
+        z2 = zs * zs
+        term = zs.copy()
+        acc = zs.copy()
+        for n in range(1, 42):
+            term *= (2.0 * z2) / (2 * n + 1)
+            acc += term
+        out[small] = 1.0 - _2_SQRTPI * np.exp(-z2) * acc
+    zl = z[~small]
+    if zl.size:  # continued fraction, evaluated backwards from a fixed depth
+        f = zl.copy()
+        for n in range(64, 0, -1):
+            f = zl + (0.5 * n) / f
+        out[~small] = _1_SQRTPI * np.exp(-zl * zl) / f
+    return out
+
+
+def _erfc_cheb_f64(z: np.ndarray) -> np.ndarray:
+    """erfc(z) for z >= 0, Chebyshev fit (Numerical Recipes), relative error < 1.2e-7."""
+    t = 1.0 / (1.0 + 0.5 * z)
+    poly = (-1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (
+        -0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (
+            -0.82215223 + t * 0.17087277)))))))))
+    return t * np.exp(-z * z + poly)
+
+
+def _erfc(x: np.ndarray) -> np.ndarray:
+    """erfc in the dtype of x (float32: ~1e-7 relative; float64: ~1e-15)."""
+    z = np.abs(x.astype(np.float64))
+    r = _erfc_cheb_f64(z) if x.dtype == np.float32 else _erfc_pos_f64(z)
+    r = np.where(x < 0, 2.0 - r, r)
+    return r.astype(x.dtype, copy=False)
+
+
+def erf(input) -> np.ndarray:
+    """Vectorised error function (float32 to ~1e-7, float64 to ~1e-15)."""
+    x = _as_float(input)
+    z = np.abs(x.astype(np.float64))
+    if x.dtype == np.float32:
+        r = 1.0 - _erfc_cheb_f64(z)
+    else:
+        r = np.empty_like(z)
+        small = z < 0.5  # avoid cancellation in 1 - erfc near 0: plain series
+        zs = z[small]
+        z2 = zs * zs
+        term = zs.copy()
+        acc = zs.copy()
+        for n in range(1, 30):
+            term *= -z2 / n
+            acc += term / (2 * n + 1)
+        r[small] = _2_SQRTPI * acc
+        r[~small] = 1.0 - _erfc_pos_f64(z[~small])
+    return np.copysign(r, x).astype(x.dtype, copy=False)
+
+
+def identity(input, *args, **kwargs) -> np.ndarray:
+    """The input, unchanged."""
+    return _as_float(input)
+
+
+def relu(input, inplace: bool = False) -> np.ndarray:
+    """max(x, 0), like ``F.relu``."""
+    x = _as_float(input)
+    return np.maximum(x, x.dtype.type(0))
+
+
+def relu6(input, inplace: bool = False) -> np.ndarray:
+    """min(max(x, 0), 6), like ``F.relu6``."""
+    x = _as_float(input)
+    return np.clip(x, x.dtype.type(0), x.dtype.type(6))
+
+
+def hardtanh(input, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> np.ndarray:
+    """x clipped to [min_val, max_val], like ``F.hardtanh``."""
+    x = _as_float(input)
+    return np.clip(x, x.dtype.type(min_val), x.dtype.type(max_val))
+
+
+def leaky_relu(input, negative_slope: float = 0.01, inplace: bool = False) -> np.ndarray:
+    """x if x > 0 else negative_slope * x, like ``F.leaky_relu``."""
+    x = _as_float(input)
+    return np.where(x > 0, x, x * x.dtype.type(negative_slope))
+
+
+def elu(input, alpha: float = 1.0, inplace: bool = False) -> np.ndarray:
+    """x if x > 0 else alpha * (exp(x) - 1), like ``F.elu``."""
+    x = _as_float(input)
+    return np.where(x > 0, x, x.dtype.type(alpha) * np.expm1(np.minimum(x, 0)))
+
+
+def celu(input, alpha: float = 1.0, inplace: bool = False) -> np.ndarray:
+    """x if x > 0 else alpha * (exp(x / alpha) - 1), like ``F.celu``."""
+    x = _as_float(input)
+    a = x.dtype.type(alpha)
+    return np.where(x > 0, x, a * np.expm1(np.minimum(x, 0) / a))
+
+
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def selu(input, inplace: bool = False) -> np.ndarray:
+    """scale * elu(x, alpha) with the fixed SELU constants, like ``F.selu``."""
+    x = _as_float(input)
+    t = x.dtype.type
+    return t(_SELU_SCALE) * np.where(x > 0, x, t(_SELU_ALPHA) * np.expm1(np.minimum(x, 0)))
+
+
+def gelu(input, approximate: str = "none") -> np.ndarray:
+    """GELU: exact ``x * Phi(x)`` via erfc, or ``approximate='tanh'``."""
+    x = _as_float(input)
+    t = x.dtype.type
+    if approximate == "tanh":
+        inner = t(math.sqrt(2.0 / math.pi)) * (x + t(0.044715) * x * x * x)
+        return t(0.5) * x * (t(1) + np.tanh(inner))
+    if approximate != "none":
+        raise ValueError(f"approximate argument must be either none or tanh, got {approximate!r}")
+    # 1 + erf(x/sqrt2) == erfc(-x/sqrt2): accurate in the left tail too
+    return t(0.5) * x * _erfc(-(x * t(_SQRT1_2)))
+
+
+def sigmoid(input) -> np.ndarray:
+    """1 / (1 + exp(-x)), evaluated without overflow, like ``torch.sigmoid``."""
+    x = _as_float(input)
+    e = np.exp(-np.abs(x))
+    one = x.dtype.type(1)
+    return np.where(x >= 0, one / (one + e), e / (one + e))
+
+
+def tanh(input) -> np.ndarray:
+    """tanh(x), like ``torch.tanh``."""
+    return np.tanh(_as_float(input))
+
+
+def silu(input, inplace: bool = False) -> np.ndarray:
+    """x * sigmoid(x) (swish), like ``F.silu``."""
+    x = _as_float(input)
+    return x * sigmoid(x)
+
+
+def softplus(input, beta: float = 1.0, threshold: float = 20.0) -> np.ndarray:
+    """``log(1 + exp(beta*x)) / beta``, linear where ``beta*x > threshold``."""
+    x = _as_float(input)
+    t = x.dtype.type
+    bx = x * t(beta)
+    soft = np.logaddexp(t(0), bx) / t(beta)
+    return np.where(bx > t(threshold), x, soft)
+
+
+def mish(input, inplace: bool = False) -> np.ndarray:
+    """x * tanh(softplus(x)), like ``F.mish``."""
+    x = _as_float(input)
+    return x * np.tanh(np.logaddexp(x.dtype.type(0), x))
+
+
+def hardsigmoid(input, inplace: bool = False) -> np.ndarray:
+    """relu6(x + 3) / 6, like ``F.hardsigmoid``."""
+    x = _as_float(input)
+    t = x.dtype.type
+    return np.clip(x + t(3), t(0), t(6)) / t(6)
+
+
+def hardswish(input, inplace: bool = False) -> np.ndarray:
+    """x * relu6(x + 3) / 6, like ``F.hardswish``."""
+    x = _as_float(input)
+    t = x.dtype.type
+    return x * np.clip(x + t(3), t(0), t(6)) / t(6)
+
+
+def softmax(input, dim: int = -1) -> np.ndarray:
+    """exp(x) / sum(exp(x)) along ``dim``, like ``F.softmax``."""
+    x = _as_float(input)
+    e = np.exp(x - x.max(axis=dim, keepdims=True))
+    return e / e.sum(axis=dim, keepdims=True)
+
+
+def log_softmax(input, dim: int = -1) -> np.ndarray:
+    """log(softmax(x)) along ``dim``, computed stably, like ``F.log_softmax``."""
+    x = _as_float(input)
+    s = x - x.max(axis=dim, keepdims=True)
+    return s - np.log(np.exp(s).sum(axis=dim, keepdims=True))
