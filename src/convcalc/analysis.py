@@ -1,0 +1,171 @@
+"""Walk a stack from an input shape: one row per PyTorch layer, and the totals.
+
+:func:`analyze` is the engine's front door.  It returns plain frozen
+dataclasses; :meth:`Analysis.to_dict` is the JSON contract of SPEC.md §5.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import List, Optional, Sequence, Tuple, Union
+
+from . import receptive
+from .errors import ConvcalcError, StackSyntaxError
+from .language import DTYPES, LayerSpec, parse_shape, parse_stack
+from .layers import Pairs, Shape, build
+from .receptive import ReceptiveField
+
+MIB = 1024 ** 2
+
+
+@dataclass(frozen=True)
+class Row:
+    """One PyTorch layer: a token, or one half of a ``sepconv``."""
+
+    index: int  # 1-based position of the token in the (expanded) stack
+    kind: str
+    spec: str
+    part: Optional[str]  # "depthwise" / "pointwise" for sepconv, else None
+    input_shape: Shape
+    output_shape: Shape
+    padding: Optional[Pairs]
+    params: int
+    buffers: int
+    macs: int
+    activation_bytes: int
+    receptive_field: Optional[ReceptiveField]
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.macs
+
+
+@dataclass(frozen=True)
+class Totals:
+    params: int
+    trainable_params: int
+    buffers: int
+    macs: int
+    flops: int
+    activation_bytes: int
+    param_bytes: int
+
+
+@dataclass(frozen=True)
+class Memory:
+    """torchsummary's four lines, in bytes (it prints MiB).
+
+    The forward/backward pass is twice the activation bytes (outputs and
+    their gradients), over every layer given except views and in-place ops.
+    """
+
+    input_bytes: int
+    forward_backward_bytes: int
+    param_bytes: int
+
+    @property
+    def total_bytes(self) -> int:
+        return self.input_bytes + self.forward_backward_bytes + self.param_bytes
+
+
+@dataclass(frozen=True)
+class Analysis:
+    input_shape: Shape
+    output_shape: Shape
+    dtype: str
+    layers: Tuple[Row, ...]
+    totals: Totals
+    memory: Memory
+    receptive_field: Optional[ReceptiveField]
+
+    def to_dict(self) -> dict:
+        return {
+            "input_shape": list(self.input_shape),
+            "output_shape": list(self.output_shape),
+            "dtype": self.dtype,
+            "layers": [row_dict(r) for r in self.layers],
+            "totals": {"params": self.totals.params,
+                       "trainable_params": self.totals.trainable_params,
+                       "buffers": self.totals.buffers,
+                       "macs": self.totals.macs, "flops": self.totals.flops,
+                       "activation_bytes": self.totals.activation_bytes,
+                       "param_bytes": self.totals.param_bytes},
+            "memory": {"input_bytes": self.memory.input_bytes,
+                       "forward_backward_bytes": self.memory.forward_backward_bytes,
+                       "param_bytes": self.memory.param_bytes,
+                       "total_bytes": self.memory.total_bytes},
+            "receptive_field": rf_dict(self.receptive_field),
+        }
+
+
+def number(v: Fraction) -> Union[int, float]:
+    """A Fraction as a JSON number: an int when whole."""
+    return int(v) if v.denominator == 1 else float(v)
+
+
+def rf_dict(rf: Optional[ReceptiveField]) -> Optional[dict]:
+    if rf is None:
+        return None
+    return {"size": list(rf.size), "stride": [number(s) for s in rf.stride],
+            "padding": [number(p) for p in rf.padding]}
+
+
+def row_dict(r: Row) -> dict:
+    d = {"index": r.index, "kind": r.kind, "spec": r.spec}
+    if r.part:
+        d["part"] = r.part
+    d.update({"input_shape": list(r.input_shape), "output_shape": list(r.output_shape),
+              "padding": None if r.padding is None else [list(p) for p in r.padding],
+              "params": r.params, "buffers": r.buffers, "macs": r.macs, "flops": r.flops,
+              "activation_bytes": r.activation_bytes,
+              "receptive_field": rf_dict(r.receptive_field)})
+    return d
+
+
+def _prod(vals) -> int:
+    out = 1
+    for v in vals:
+        out *= int(v)
+    return out
+
+
+def analyze(stack: Sequence[Union[str, LayerSpec]], input_shape: Union[str, Sequence[int]],
+            dtype: str = "float32") -> Analysis:
+    """Every layer's shape, padding, params, MACs, memory and receptive field.
+
+    ``stack`` is token texts (``@NAME`` references allowed) or parsed specs;
+    ``input_shape`` a tuple or text like ``1x3x224x224``.  Raises
+    :class:`ConvcalcError` naming the layer that cannot be computed.
+    """
+    if dtype not in DTYPES:
+        raise StackSyntaxError(f"unknown dtype {dtype!r}; one of {', '.join(DTYPES)}")
+    width = DTYPES[dtype]
+    shape = parse_shape(input_shape)
+    specs = [s if isinstance(s, LayerSpec) else None for s in stack]
+    if any(s is None for s in specs):
+        specs = parse_stack([s.text if isinstance(s, LayerSpec) else s for s in stack])
+    layers = [build(s) for s in specs]
+
+    rows: List[Row] = []
+    rf: Optional[ReceptiveField] = ReceptiveField.identity(len(shape) - 2) \
+        if len(shape) > 2 else None
+    current = shape
+    for spec, layer in zip(specs, layers):
+        try:
+            steps = layer.steps(current)
+        except ConvcalcError as e:
+            raise e.located(spec.index, spec.text)
+        for st in steps:
+            rf = receptive.step(rf, st.windows)
+            act = _prod(st.output_shape) * width if st.allocates else 0
+            rows.append(Row(spec.index, spec.kind, spec.text, st.part, st.input_shape,
+                            st.output_shape, st.padding, st.params, st.buffers, st.macs, act, rf))
+            current = st.output_shape
+
+    params = sum(r.params for r in rows)
+    macs = sum(r.macs for r in rows)
+    act_bytes = sum(r.activation_bytes for r in rows)
+    totals = Totals(params, params, sum(r.buffers for r in rows), macs, 2 * macs, act_bytes,
+                    params * width)
+    memory = Memory(_prod(shape) * width, 2 * act_bytes, params * width)
+    return Analysis(shape, current, dtype, tuple(rows), totals, memory, rf)

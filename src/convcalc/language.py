@@ -1,0 +1,463 @@
+"""The layer language: token text in, :class:`LayerSpec` out.
+
+This module knows syntax, kinds, aliases, keys and their defaults, and the
+range of each single value.  It knows nothing about arithmetic: whether a
+layer fits its input is :mod:`convcalc.layers`' business.
+
+A token is ``KIND`` or ``KIND:ARGS``; ARGS are comma separated, the first may
+be positional, the others ``key=value``, and a bare key means true.  Per-dim
+values are joined with ``x`` (``k=3x5``), asymmetric padding per dim is
+``before:after`` (``p=0:1x0:1``).
+"""
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from .errors import StackSyntaxError
+
+PAD_MODES = ("valid", "same", "same_lower", "full")
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+UP_MODES = ("nearest", "nearest-exact", "linear", "bilinear", "bicubic", "trilinear", "area")
+ACTIVATIONS = ("relu", "relu6", "leaky_relu", "elu", "selu", "celu", "gelu", "silu", "mish",
+               "hardswish", "hardsigmoid", "hardtanh", "sigmoid", "tanh", "softplus", "identity")
+DTYPES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int8": 1}
+
+# the largest integer any key accepts: big enough for any real layer, small
+# enough that products of a few of them stay cheap
+MAX_INT = 10 ** 12
+
+
+# ---------------------------------------------------------------------------
+# value readers: text -> value, or StackSyntaxError with what was expected
+# ---------------------------------------------------------------------------
+
+def _int(text: str, lo: int) -> int:
+    if not re.fullmatch(r"[+-]?\d+", text):
+        raise StackSyntaxError(f"expected a whole number, got {text!r}")
+    v = int(text)
+    if v < lo:
+        raise StackSyntaxError(f"must be at least {lo}, got {v}")
+    if v > MAX_INT:
+        raise StackSyntaxError(f"{v} is larger than convcalc accepts ({MAX_INT:.0e})")
+    return v
+
+
+def _float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise StackSyntaxError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(v) or "_" in text:
+        raise StackSyntaxError(f"expected a finite number, got {text!r}")
+    return v
+
+
+def _dims(text: str) -> List[str]:
+    parts = text.split("x")
+    if any(p == "" for p in parts):
+        raise StackSyntaxError(f"expected values joined by 'x' (like 3x5), got {text!r}")
+    return parts
+
+
+def read_int(lo: int = 0) -> Callable[[str], int]:
+    def read(text: str) -> int:
+        return _int(text, lo)
+    read.expects = "a whole number"
+    return read
+
+
+def read_dims(lo: int = 0) -> Callable[[str], Tuple[int, ...]]:
+    """One int for every spatial dim, or one per dim joined by 'x'."""
+    def read(text: str) -> Tuple[int, ...]:
+        return tuple(_int(p, lo) for p in _dims(text))
+    read.expects = "a whole number or one per dim like 3x5"
+    return read
+
+
+def read_scales(text: str) -> Tuple[float, ...]:
+    vals = tuple(_float(p) for p in _dims(text))
+    if any(v <= 0 for v in vals):
+        raise StackSyntaxError(f"scale must be positive, got {text!r}")
+    return vals
+
+
+read_scales.expects = "a positive number or one per dim like 2x1.5"
+
+
+def read_padding(text: str):
+    """A mode name, or a tuple of (before, after) pairs (one pair = every dim)."""
+    if text in PAD_MODES:
+        return text
+    if re.fullmatch(r"[a-z_]+", text):
+        raise StackSyntaxError(f"unknown padding {text!r}{_suggest(text, PAD_MODES)}; "
+                               f"use a number, per-dim 1x2, before:after pairs or one of "
+                               f"{', '.join(PAD_MODES)}")
+    pairs = []
+    for part in _dims(text):
+        if ":" in part:
+            b, _, a = part.partition(":")
+            pairs.append((_int(b, 0), _int(a, 0)))
+        else:
+            v = _int(part, 0)
+            pairs.append((v, v))
+    return tuple(pairs)
+
+
+read_padding.expects = "a number, per-dim 1x2, before:after pairs or a mode"
+
+
+def read_bool(text: str) -> bool:
+    t = text.lower()
+    if t in ("true", "1", "yes", "on"):
+        return True
+    if t in ("false", "0", "no", "off"):
+        return False
+    raise StackSyntaxError(f"expected true or false, got {text!r}")
+
+
+read_bool.expects = "true or false"
+
+
+def read_fraction(text: str) -> float:
+    v = _float(text)
+    if not 0 <= v <= 1:
+        raise StackSyntaxError(f"must be between 0 and 1, got {text}")
+    return v
+
+
+read_fraction.expects = "a number from 0 to 1"
+
+
+def read_positive(text: str) -> float:
+    v = _float(text)
+    if v <= 0:
+        raise StackSyntaxError(f"must be positive, got {text}")
+    return v
+
+
+read_positive.expects = "a positive number"
+
+
+def read_number(text: str) -> float:
+    return _float(text)
+
+
+read_number.expects = "a number"
+
+
+def read_choice(*options: str) -> Callable[[str], str]:
+    def read(text: str) -> str:
+        if text not in options:
+            raise StackSyntaxError(f"unknown value {text!r}{_suggest(text, options)}; "
+                                   f"expected one of {', '.join(options)}")
+        return text
+    read.expects = "one of " + ", ".join(options)
+    return read
+
+
+def _suggest(word: str, options: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+# ---------------------------------------------------------------------------
+# the table of kinds
+# ---------------------------------------------------------------------------
+
+REQUIRED = object()  # default of a key that must be given
+
+
+@dataclass(frozen=True)
+class Key:
+    read: Callable[[str], object]
+    default: object = None  # None: absent unless given; REQUIRED: must be given
+
+
+@dataclass(frozen=True)
+class KindSyntax:
+    positional: Optional[str]
+    keys: Mapping[str, Key]
+    doc: str
+
+
+_CONV_KEYS = {
+    "out": Key(read_int(1), REQUIRED), "k": Key(read_dims(1), REQUIRED),
+    "s": Key(read_dims(1), (1,)), "p": Key(read_padding, ((0, 0),)),
+    "d": Key(read_dims(1), (1,)), "bias": Key(read_bool, True),
+    "pm": Key(read_choice(*PADDING_MODES), "zeros"),
+}
+_ACT_KEYS = {"inplace": Key(read_bool, False)}
+_POOL_KEYS = {
+    "k": Key(read_dims(1), REQUIRED), "s": Key(read_dims(1)), "p": Key(read_padding, ((0, 0),)),
+    "ceil": Key(read_bool, False),
+}
+
+KINDS: Dict[str, KindSyntax] = {
+    "conv": KindSyntax("out", {**_CONV_KEYS, "g": Key(read_int(1), 1)},
+                       "convolution (1-D/2-D/3-D by the input's rank)"),
+    "tconv": KindSyntax("out", {**{k: v for k, v in _CONV_KEYS.items() if k != "pm"},
+                                "g": Key(read_int(1), 1), "op": Key(read_dims(0)),
+                                "size": Key(read_dims(1))},
+                        "transposed convolution"),
+    "up": KindSyntax("scale", {"scale": Key(read_scales), "size": Key(read_dims(1)),
+                               "mode": Key(read_choice(*UP_MODES), "nearest"),
+                               "align_corners": Key(read_bool, False)},
+                     "upsample / interpolate"),
+    "maxpool": KindSyntax("k", {**_POOL_KEYS, "d": Key(read_dims(1), (1,))}, "max pool"),
+    "avgpool": KindSyntax("k", {**_POOL_KEYS, "count_include_pad": Key(read_bool, True)},
+                          "average pool"),
+    "aavgpool": KindSyntax("size", {"size": Key(read_dims(1), REQUIRED)}, "adaptive average pool"),
+    "amaxpool": KindSyntax("size", {"size": Key(read_dims(1), REQUIRED)}, "adaptive max pool"),
+    "gap": KindSyntax(None, {}, "global average pool (1 per spatial dim)"),
+    "sepconv": KindSyntax("out", {**_CONV_KEYS, "mult": Key(read_int(1), 1)},
+                          "depthwise (groups = in channels) + pointwise 1x1 conv"),
+    "bn": KindSyntax(None, {"affine": Key(read_bool, True), "eps": Key(read_positive, 1e-5),
+                            "momentum": Key(read_fraction, 0.1)},
+                     "batch norm over channels"),
+    "act": KindSyntax("name", {"name": Key(read_choice(*ACTIVATIONS), "relu"), **_ACT_KEYS},
+                      "activation (shape-preserving)"),
+    "dropout": KindSyntax("p", {"p": Key(read_fraction, 0.5), "inplace": Key(read_bool, False)},
+                          "dropout (shape-preserving)"),
+    "flatten": KindSyntax(None, {}, "flatten to N x features (a view)"),
+    "linear": KindSyntax("out", {"out": Key(read_int(1), REQUIRED), "bias": Key(read_bool, True)},
+                         "fully connected layer on the last dim"),
+}
+
+# alias -> (kind, fixed arguments)
+ALIASES: Dict[str, Tuple[str, Mapping[str, object]]] = {
+    "deconv": ("tconv", {}), "upsample": ("up", {}), "fc": ("linear", {}),
+    "relu": ("act", {"name": "relu"}), "gelu": ("act", {"name": "gelu"}),
+    "sigmoid": ("act", {"name": "sigmoid"}), "tanh": ("act", {"name": "tanh"}),
+}
+
+# PyTorch's argument names, accepted for the short keys
+KEY_ALIASES = {
+    "kernel": "k", "kernel_size": "k", "stride": "s", "padding": "p", "dilation": "d",
+    "groups": "g", "output_padding": "op", "padding_mode": "pm", "scale_factor": "scale",
+    "ceil_mode": "ceil", "out_channels": "out", "out_features": "out", "output_size": "size",
+}
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One parsed token: its kind, every key with a value (defaults filled in)."""
+
+    kind: str
+    args: Mapping[str, object]
+    text: str
+    index: int
+    given: Tuple[str, ...] = ()  # keys the user wrote (the rest are defaults)
+
+    def __getitem__(self, key: str):
+        return self.args.get(key)
+
+
+def parse_token(text: str, index: int) -> LayerSpec:
+    """Parse one token; errors carry the token's index and text."""
+    try:
+        return _parse_token(text, index)
+    except StackSyntaxError as e:
+        raise e.located(index, text)
+
+
+def _parse_token(text: str, index: int) -> LayerSpec:
+    if text != text.strip() or not text:
+        raise StackSyntaxError("empty token" if not text.strip() else "token has surrounding spaces")
+    name, sep, rest = text.partition(":")
+    fixed: Mapping[str, object] = {}
+    if name in ALIASES:
+        kind, fixed = ALIASES[name]
+    elif name in KINDS:
+        kind = name
+    else:
+        known = sorted(set(KINDS) | set(ALIASES))
+        raise StackSyntaxError(f"unknown layer kind {name!r}{_suggest(name.lower(), known)}; "
+                               f"known kinds: {', '.join(known)}")
+    syntax = KINDS[kind]
+    raw: Dict[str, str] = {}
+    items = rest.split(",") if sep else []
+    if sep and rest == "":
+        raise StackSyntaxError(f"nothing after ':'; write {name} alone or {name}:ARGS")
+    for pos, item in enumerate(items):
+        if item == "":
+            raise StackSyntaxError("empty argument (two commas, or a comma at the end)")
+        key, eq, value = item.partition("=")
+        if not eq:
+            if pos == 0 and syntax.positional and not _looks_like_key(item, syntax):
+                key, value = syntax.positional, item
+            elif _looks_like_key(item, syntax):
+                value = "true"
+            elif pos == 0:
+                raise StackSyntaxError(f"{name} takes no positional argument, got {item!r}")
+            else:
+                raise StackSyntaxError(f"only the first argument may be positional; "
+                                       f"write key=value for {item!r}")
+        key = KEY_ALIASES.get(key, key)
+        if key not in syntax.keys or key in fixed:
+            raise StackSyntaxError(_unknown_key(key, name, syntax, fixed))
+        if key in raw:
+            raise StackSyntaxError(f"{key} is given twice")
+        if value == "":
+            raise StackSyntaxError(f"{key}= needs a value")
+        raw[key] = value
+
+    args: Dict[str, object] = dict(fixed)
+    for key, spec in syntax.keys.items():
+        if key in raw:
+            try:
+                args[key] = spec.read(raw[key])
+            except StackSyntaxError as e:
+                raise StackSyntaxError(f"{key}={raw[key]}: {e.reason}") from None
+        elif key in fixed:
+            continue
+        elif spec.default is REQUIRED:
+            hint = f"{name}:{'N,' if syntax.positional == 'out' else ''}{key}=..." \
+                if key != syntax.positional else f"{name}:{key.upper()}"
+            raise StackSyntaxError(f"{key} is required (write {hint})")
+        elif spec.default is not None:
+            args[key] = spec.default
+    return LayerSpec(kind, args, text, index, tuple(raw))
+
+
+def _looks_like_key(item: str, syntax: KindSyntax) -> bool:
+    """A bare word naming a boolean key (``ceil``, ``inplace``, ``align_corners``)."""
+    key = KEY_ALIASES.get(item, item)
+    return key in syntax.keys and syntax.keys[key].read is read_bool
+
+
+def _unknown_key(key: str, name: str, syntax: KindSyntax, fixed) -> str:
+    keys = [k for k in syntax.keys if k not in fixed]
+    if not keys:
+        return f"{name} takes no arguments, got {key!r}"
+    return f"unknown key {key!r} for {name}{_suggest(key, keys)}; keys: {', '.join(keys)}"
+
+
+# ---------------------------------------------------------------------------
+# shapes, stack files and @NAME
+# ---------------------------------------------------------------------------
+
+MAX_RANK = 5
+
+
+def parse_shape(shape) -> Tuple[int, ...]:
+    """``1x3x224x224`` (or a sequence of ints) -> (1, 3, 224, 224): batch,
+    channels and 0 to 3 spatial dims."""
+    if isinstance(shape, str):
+        text = shape
+        t = shape.strip().replace(",", "x").replace("×", "x")
+        parts = t.split("x")
+        if not t or any(not re.fullmatch(r"\d+", p) for p in parts):
+            raise StackSyntaxError(f"input shape {text!r} is not whole numbers joined by 'x' "
+                                   f"(like 1x3x224x224)")
+        dims = tuple(int(p) for p in parts)
+    else:
+        dims = tuple(shape)
+        text = "x".join(str(v) for v in dims)
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in dims):
+            raise StackSyntaxError(f"input shape {dims!r} must be whole numbers")
+    if not 2 <= len(dims) <= MAX_RANK:
+        raise StackSyntaxError(f"input shape {text!r} has {len(dims)} dims; convcalc takes batch, "
+                               f"channels and 0 to 3 spatial dims (2 to {MAX_RANK} dims)")
+    if min(dims) < 1:
+        raise StackSyntaxError(f"input shape {text!r} has a zero-sized dim")
+    if max(dims) > MAX_INT:
+        raise StackSyntaxError(f"input shape {text!r} has a dim larger than {MAX_INT:.0e}")
+    return dims
+
+
+@dataclass(frozen=True)
+class StackText:
+    """The tokens of a stack file and the default input its header names."""
+
+    tokens: Tuple[str, ...]
+    input_shape: Optional[Tuple[int, ...]] = None
+    description: str = ""
+
+
+_INPUT_DIRECTIVE = re.compile(r"#\s*input\s*:\s*(\S+)")
+
+
+def split_stack_text(text: str, source: str = "stack") -> StackText:
+    """Whitespace-separated tokens; ``#`` comments to the end of a line.
+
+    A comment line ``# input: 1x3x224x224`` names the default input shape and
+    the first comment line is the stack's description.
+    """
+    tokens: List[str] = []
+    shape = None
+    description = ""
+    for line in text.splitlines():
+        body, hash_, comment = line.partition("#")
+        tokens += body.split()
+        if not hash_:
+            continue
+        m = _INPUT_DIRECTIVE.fullmatch(("#" + comment).strip())
+        if m and shape is None:
+            try:
+                shape = parse_shape(m.group(1))
+            except StackSyntaxError as e:
+                raise StackSyntaxError(f"{source}: {e.reason}") from None
+        elif not description and not tokens and comment.strip():
+            description = comment.strip()
+    return StackText(tuple(tokens), shape, description)
+
+
+def builtin_models() -> Dict[str, StackText]:
+    """The stacks shipped in ``convcalc/models``, by name."""
+    out = {}
+    for entry in sorted(resources.files("convcalc").joinpath("models").iterdir(),
+                        key=lambda e: e.name):
+        if entry.name.endswith(".stack"):
+            out[entry.name[:-6]] = split_stack_text(entry.read_text(), entry.name)
+    return out
+
+
+def read_reference(name: str) -> StackText:
+    """``@NAME``: a built-in model, else a stack file at that path."""
+    models = builtin_models()
+    if name in models:
+        return models[name]
+    path = Path(name).expanduser()
+    if path.is_file():
+        try:
+            return split_stack_text(path.read_text(), name)
+        except (OSError, UnicodeDecodeError) as e:
+            raise StackSyntaxError(f"cannot read stack file {name}: {e}") from None
+    raise StackSyntaxError(f"@{name} is neither a built-in model{_suggest(name, list(models))} "
+                           f"nor a file; built-in: {', '.join(models)}")
+
+
+def expand(tokens: Sequence[str], _depth: int = 0) -> List[str]:
+    """Replace every ``@NAME`` by the tokens of its stack (nested up to 8 deep)."""
+    out: List[str] = []
+    for tok in tokens:
+        if tok.startswith("@"):
+            if _depth >= 8:
+                raise StackSyntaxError(f"{tok}: stacks nested more than 8 deep (a loop?)")
+            out += expand(read_reference(tok[1:]).tokens, _depth + 1)
+        else:
+            out.append(tok)
+    return out
+
+
+def default_input(tokens: Sequence[str]) -> Optional[Tuple[int, ...]]:
+    """The input shape named by the first ``@NAME`` in a stack, if any."""
+    for tok in tokens:
+        if tok.startswith("@"):
+            return read_reference(tok[1:]).input_shape
+        return None
+    return None
+
+
+def parse_stack(tokens: Sequence[str]) -> List[LayerSpec]:
+    """Expand ``@NAME`` references and parse every token (1-based indices)."""
+    flat = expand(tokens)
+    if not flat:
+        raise StackSyntaxError("the stack is empty: give at least one layer")
+    return [parse_token(tok, i) for i, tok in enumerate(flat, 1)]

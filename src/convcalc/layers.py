@@ -1,0 +1,497 @@
+"""One class per layer kind: output shape, applied padding, params, MACs.
+
+Each class takes a parsed :class:`~convcalc.language.LayerSpec` and, given an
+input shape, returns one :class:`Step` per PyTorch module it stands for
+(``sepconv`` is two).  Every rule PyTorch enforces lives in the class that
+owns it, stated once.  Rules no input could satisfy raise
+:class:`StackSyntaxError` (exit 2); rules that fail at this input size raise
+:class:`ShapeError` (exit 3).
+
+MACs follow ``torch.utils.flop_counter``: conv = N·Cout·∏o·(Cin/g)·∏k,
+transposed conv = N·Cin·∏i·(Cout/g)·∏k (every input element meets every
+tap), linear = rows·in·out; bias and every other layer count 0.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple, Type
+
+from .errors import ShapeError, StackSyntaxError
+from .language import LayerSpec
+
+Shape = Tuple[int, ...]
+Pairs = Tuple[Tuple[int, int], ...]
+
+
+@dataclass(frozen=True)
+class Window:
+    """How one spatial dim of an output indexes its input, for receptive fields.
+
+    ``kind`` is ``conv`` (taps o·stride − pad + j·dilation, j < k: convs and
+    pools), ``tconv`` (the transpose of that), or ``resample`` (upsample:
+    ``mode``, with the input and output sizes and the scale PyTorch uses).
+    """
+
+    kind: str
+    k: int = 1
+    stride: int = 1
+    pad: int = 0
+    dilation: int = 1
+    in_size: int = 1
+    out_size: int = 1
+    mode: str = ""
+    scale: Optional[float] = None
+    align_corners: bool = False
+
+
+@dataclass(frozen=True)
+class Step:
+    """One row of a report: a layer (or half of a sepconv) at one input shape."""
+
+    input_shape: Shape
+    output_shape: Shape
+    padding: Optional[Pairs] = None
+    params: int = 0
+    buffers: int = 0
+    macs: int = 0
+    allocates: bool = True  # False for views and in-place ops
+    windows: Optional[Tuple[Window, ...]] = ()  # () keeps positions; None mixes them all
+    part: Optional[str] = None
+
+
+def fmt_shape(shape: Sequence[int]) -> str:
+    return "x".join(str(v) for v in shape)
+
+
+def _prod(vals) -> int:
+    return math.prod(int(v) for v in vals)
+
+
+def _join(vals) -> str:
+    return "x".join(str(v) for v in vals)
+
+
+class Layer:
+    """Base: holds the spec; subclasses implement :meth:`steps`."""
+
+    kind = ""
+
+    def __init__(self, spec: LayerSpec):
+        self.spec = spec
+        self.check()
+
+    def check(self) -> None:
+        """Rules on the token's own values (exit 2)."""
+
+    def steps(self, shape: Shape) -> List[Step]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- helpers shared by the spatial kinds ---------------------------------
+
+    def spatial(self, shape: Shape) -> int:
+        n = len(shape) - 2
+        if n < 1:
+            raise ShapeError(f"{self.kind} needs spatial dims, but its input {fmt_shape(shape)} "
+                             f"has none (batch x features)")
+        return n
+
+    def per_dim(self, key: str, n: int) -> tuple:
+        """A key's value with one entry per spatial dim (a single entry repeats)."""
+        v = self.spec[key]
+        if len(v) == 1:
+            return tuple(v) * n
+        if len(v) != n:
+            raise ShapeError(f"{key} has {len(v)} values but the input has {n} spatial "
+                             f"dim{'s' if n != 1 else ''}")
+        return tuple(v)
+
+    def static_per_dim(self, *keys: str) -> Optional[List[tuple]]:
+        """The keys' values broadcast to a common length, or None if they disagree.
+
+        Lets :meth:`check` test rules between keys before the rank is known.
+        """
+        vals = [self.spec[k] for k in keys]
+        n = max(len(v) for v in vals)
+        if any(len(v) not in (1, n) for v in vals):
+            return None
+        return [tuple(v) * n if len(v) == 1 else tuple(v) for v in vals]
+
+
+# ---------------------------------------------------------------------------
+# padding resolution (convs and pools)
+# ---------------------------------------------------------------------------
+
+def resolve_padding(p, sizes, ks, ss, ds) -> Pairs:
+    """Padding as (before, after) per dim; modes resolved at these input sizes.
+
+    ``same`` is TensorFlow/ONNX SAME_UPPER: o = ⌈i/s⌉ and the odd unit after;
+    for stride 1 it equals PyTorch's ``padding='same'``.
+    """
+    if not isinstance(p, str):
+        return tuple(p) if len(p) == len(sizes) else tuple(p) * len(sizes)
+    out = []
+    for i, k, s, d in zip(sizes, ks, ss, ds):
+        span = d * (k - 1)
+        if p == "valid":
+            out.append((0, 0))
+        elif p == "full":
+            out.append((span, span))
+        else:
+            total = max((-(-i // s) - 1) * s + span + 1 - i, 0)
+            before = total // 2 if p == "same" else total - total // 2
+            out.append((before, total - before))
+    return tuple(out)
+
+
+def _pad_text(pairs: Pairs) -> str:
+    return _join(f"{b}:{a}" if b != a else str(b) for b, a in pairs)
+
+
+# ---------------------------------------------------------------------------
+# convolutions
+# ---------------------------------------------------------------------------
+
+def conv_step(shape: Shape, out: int, ks, ss, pairs: Pairs, ds, groups: int, bias: bool,
+              pm: str, part: Optional[str] = None) -> Step:
+    """One convolution, PyTorch's rules in PyTorch's order (padding mode, groups, kernel)."""
+    N, C, sizes = shape[0], shape[1], shape[2:]
+    for j, ((b, a), i) in enumerate(zip(pairs, sizes)):
+        if pm == "reflect" and (b >= i or a >= i):
+            raise ShapeError(f"reflect padding {_pad_text(pairs)} must be smaller than the input "
+                             f"size {i} (dim {j + 1} of {fmt_shape(shape)})")
+        if pm == "circular" and (b > i or a > i):
+            raise ShapeError(f"circular padding {_pad_text(pairs)} wraps around more than once: "
+                             f"it may be at most the input size {i} (dim {j + 1} of "
+                             f"{fmt_shape(shape)})")
+    if C % groups:
+        raise ShapeError(f"in channels {C} are not divisible by groups {groups}")
+    outs = []
+    for (b, a), i, k, s, d in zip(pairs, sizes, ks, ss, ds):
+        eff = d * (k - 1) + 1
+        if i + b + a < eff:
+            raise ShapeError(f"kernel {_join(d * (k - 1) + 1 for k, d in zip(ks, ds))} "
+                             f"(dilated) is larger than the padded input "
+                             f"{_join(i + b + a for (b, a), i in zip(pairs, sizes))}")
+        outs.append((i + b + a - eff) // s + 1)
+    params = out * (C // groups) * _prod(ks) + (out if bias else 0)
+    macs = N * out * _prod(outs) * (C // groups) * _prod(ks)
+    windows = tuple(Window("conv", k, s, b, d) for k, s, (b, _), d in zip(ks, ss, pairs, ds))
+    return Step(shape, (N, out, *outs), pairs, params, 0, macs, windows=windows, part=part)
+
+
+class Conv(Layer):
+    kind = "conv"
+
+    def check(self):
+        out, g = self.spec["out"], self.spec["g"]
+        if out % g:
+            raise StackSyntaxError(f"out channels {out} are not divisible by groups {g}")
+
+    def geometry(self, shape: Shape):
+        n = self.spatial(shape)
+        ks, ss, ds = (self.per_dim(key, n) for key in ("k", "s", "d"))
+        p = self.spec["p"]
+        if not isinstance(p, str):
+            p = self.per_dim("p", n)
+        return ks, ss, ds, resolve_padding(p, shape[2:], ks, ss, ds)
+
+    def steps(self, shape):
+        ks, ss, ds, pairs = self.geometry(shape)
+        sp = self.spec
+        return [conv_step(shape, sp["out"], ks, ss, pairs, ds, sp["g"], sp["bias"], sp["pm"])]
+
+
+class SepConv(Conv):
+    """Depthwise conv (groups = in channels, no bias, ``mult`` per channel),
+    then a pointwise 1x1 conv to ``out`` channels with ``bias``."""
+
+    kind = "sepconv"
+
+    def check(self):
+        pass
+
+    def steps(self, shape):
+        ks, ss, ds, pairs = self.geometry(shape)
+        sp = self.spec
+        C = shape[1]
+        dw = conv_step(shape, C * sp["mult"], ks, ss, pairs, ds, C, False, sp["pm"], "depthwise")
+        n = len(ks)
+        pw = conv_step(dw.output_shape, sp["out"], (1,) * n, (1,) * n, ((0, 0),) * n, (1,) * n, 1,
+                       sp["bias"], "zeros", "pointwise")
+        return [dw, pw]
+
+
+class TConv(Layer):
+    """Transposed convolution: o = (i−1)·s − pb − pa + d·(k−1) + op + 1."""
+
+    kind = "tconv"
+
+    def check(self):
+        sp = self.spec
+        out, g = sp["out"], sp["g"]
+        if out % g:
+            raise StackSyntaxError(f"out channels {out} are not divisible by groups {g}")
+        if sp["size"] is not None and sp["op"] is not None:
+            raise StackSyntaxError("give either size= or op=, not both: size= picks op")
+        if sp["size"] is not None and isinstance(sp["p"], str):
+            raise StackSyntaxError(f"size= needs numeric padding, not p={sp['p']}")
+        if sp["op"] is not None and sp["p"] in ("same", "same_lower"):
+            raise StackSyntaxError(f"p={sp['p']} already sets the output to input·stride; drop op")
+        if sp["op"] is not None:
+            vals = self.static_per_dim("op", "s", "d")
+            if vals is not None:
+                self._check_op(*vals)
+
+    @staticmethod
+    def _check_op(ops, ss, ds):
+        for op, s, d in zip(ops, ss, ds):
+            if op >= max(s, d):
+                raise StackSyntaxError(f"output padding {op} must be smaller than stride {s} "
+                                       f"or dilation {d}")
+
+    def steps(self, shape):
+        n = self.spatial(shape)
+        sp = self.spec
+        N, C, sizes = shape[0], shape[1], shape[2:]
+        ks, ss, ds = (self.per_dim(key, n) for key in ("k", "s", "d"))
+        p = sp["p"]
+        if isinstance(p, str):
+            pairs, ops = self._mode_padding(p, ks, ss, ds)
+        else:
+            pairs = self.per_dim("p", n)
+            ops = self.per_dim("op", n) if sp["op"] is not None else (0,) * n
+        self._check_op(ops, ss, ds)
+        if C % sp["g"]:
+            raise ShapeError(f"in channels {C} are not divisible by groups {sp['g']}")
+        lows = [(i - 1) * s - b - a + d * (k - 1) + 1
+                for i, s, (b, a), d, k in zip(sizes, ss, pairs, ds, ks)]
+        if sp["size"] is not None:
+            # PyTorch's forward(output_size=): op = target − minimum, 0 ≤ op < stride
+            target = self.per_dim("size", n)
+            if any(not lo <= t <= lo + s - 1 for t, lo, s in zip(target, lows, ss)):
+                raise ShapeError(f"size={_join(target)} cannot be reached: valid sizes range from "
+                                 f"{_join(lows)} to {_join(lo + s - 1 for lo, s in zip(lows, ss))} "
+                                 f"for an input of {_join(sizes)}")
+            ops = tuple(t - lo for t, lo in zip(target, lows))
+        outs = [lo + op for lo, op in zip(lows, ops)]
+        if min(outs) < 1:
+            raise ShapeError(f"output size {_join(outs)} is less than 1 (input {_join(sizes)}, "
+                             f"padding {_pad_text(pairs)})")
+        out, g = sp["out"], sp["g"]
+        params = C * (out // g) * _prod(ks) + (out if sp["bias"] else 0)
+        macs = N * C * _prod(sizes) * (out // g) * _prod(ks)
+        windows = tuple(Window("tconv", k, s, b, d, i, o)
+                        for k, s, (b, _), d, i, o in zip(ks, ss, pairs, ds, sizes, outs))
+        return [Step(shape, (N, out, *outs), pairs, params, 0, macs, windows=windows)]
+
+    @staticmethod
+    def _mode_padding(p, ks, ss, ds):
+        """valid: no crop; full: crop d·(k−1) both sides; same: output = input·stride."""
+        pairs, ops = [], []
+        for k, s, d in zip(ks, ss, ds):
+            span = d * (k - 1)
+            if p == "valid":
+                pairs.append((0, 0)), ops.append(0)
+            elif p == "full":
+                pairs.append((span, span)), ops.append(0)
+            else:
+                extra = span + 1 - s  # what (i−1)·s + span + 1 has beyond i·s
+                if extra >= 0:
+                    b = extra // 2 if p == "same" else extra - extra // 2
+                    pairs.append((b, extra - b)), ops.append(0)
+                else:
+                    pairs.append((0, 0)), ops.append(-extra)
+        return tuple(pairs), tuple(ops)
+
+
+# ---------------------------------------------------------------------------
+# upsample
+# ---------------------------------------------------------------------------
+
+INTERPOLATING = {"linear": 1, "bilinear": 2, "bicubic": 2, "trilinear": 3}
+
+
+class Up(Layer):
+    kind = "up"
+
+    def check(self):
+        sp = self.spec
+        if (sp["scale"] is None) == (sp["size"] is None):
+            raise StackSyntaxError("give exactly one of scale (up:2, scale=2x1.5) or size= "
+                                   "(size=64x48)")
+        if sp["align_corners"] and sp["mode"] not in INTERPOLATING:
+            raise StackSyntaxError(f"align_corners only goes with the interpolating modes "
+                                   f"({', '.join(INTERPOLATING)}), not mode={sp['mode']}")
+
+    def steps(self, shape):
+        n = self.spatial(shape)
+        sp = self.spec
+        mode = sp["mode"]
+        if INTERPOLATING.get(mode, n) != n:
+            want = INTERPOLATING[mode]
+            raise ShapeError(f"mode={mode} needs {want} spatial dim{'s' if want > 1 else ''} "
+                             f"({want + 2}-D input), but the input {fmt_shape(shape)} has {n}")
+        sizes = shape[2:]
+        if sp["size"] is not None:
+            outs = self.per_dim("size", n)
+            scales = (None,) * n
+        else:
+            scales = self.per_dim("scale", n)
+            # PyTorch: ⌊i·scale⌋ in float arithmetic (25·1.16 = 28.999… → 28)
+            outs = tuple(math.floor(float(i) * s) for i, s in zip(sizes, scales))
+            if min(outs) < 1:
+                raise ShapeError(f"output size {_join(outs)} = ⌊{_join(sizes)} · "
+                                 f"{_join(f'{s:g}' for s in scales)}⌋ is less than 1")
+        windows = tuple(Window("resample", in_size=i, out_size=o, mode=mode, scale=s,
+                               align_corners=sp["align_corners"])
+                        for i, o, s in zip(sizes, outs, scales))
+        return [Step(shape, (*shape[:2], *outs), windows=windows)]
+
+
+# ---------------------------------------------------------------------------
+# pools
+# ---------------------------------------------------------------------------
+
+class Pool(Layer):
+    """Max and average pools: o = ⌊(i + pb + pa − d·(k−1) − 1)/s⌋ + 1, or with ceil."""
+
+    def check(self):
+        p = self.spec["p"]
+        if not isinstance(p, str):
+            vals = self.static_per_dim("p", "k")
+            if vals is not None:
+                self._check_pad(*vals)
+
+    @staticmethod
+    def _check_pad(pairs, ks, error=StackSyntaxError):
+        # PyTorch: "pad should be smaller than or equal to half of kernel size"
+        # (the raw kernel, dilation or not)
+        for (b, a), k in zip(pairs, ks):
+            if 2 * max(b, a) > k:
+                raise error(f"padding {_pad_text(pairs)} is more than half the kernel {_join(ks)}")
+
+    def steps(self, shape):
+        n = self.spatial(shape)
+        sp = self.spec
+        N, C, sizes = shape[0], shape[1], shape[2:]
+        ks = self.per_dim("k", n)
+        ss = self.per_dim("s", n) if sp["s"] is not None else ks
+        ds = self.per_dim("d", n) if sp["d"] is not None else (1,) * n
+        p = sp["p"]
+        if isinstance(p, str):
+            pairs = resolve_padding(p, sizes, ks, ss, ds)
+            self._check_pad(pairs, ks, ShapeError)
+        else:
+            pairs = self.per_dim("p", n)
+            self._check_pad(pairs, ks)
+        if self.kind == "avgpool" and n == 3 and any(i < k for i, k in zip(sizes, ks)):
+            # PyTorch's avg_pool3d alone checks the unpadded input against the kernel
+            raise ShapeError(f"input {_join(sizes)} is smaller than the kernel {_join(ks)} "
+                             f"(3-D average pooling does not count padding here)")
+        outs = []
+        for i, k, s, (b, a), d in zip(sizes, ks, ss, pairs, ds):
+            room = i + b + a - d * (k - 1) - 1
+            o = (room + (s - 1 if sp["ceil"] else 0)) // s + 1
+            # PyTorch, ceil_mode: the last window may not start in the right padding
+            if sp["ceil"] and (o - 1) * s >= i + b:
+                o -= 1
+            outs.append(o)
+        if min(outs) < 1:
+            raise ShapeError(f"output size {_join(outs)} is less than 1: the window "
+                             f"{_join(d * (k - 1) + 1 for k, d in zip(ks, ds))} does not fit the "
+                             f"padded input {_join(i + b + a for i, (b, a) in zip(sizes, pairs))}")
+        windows = tuple(Window("conv", k, s, b, d) for k, s, (b, _), d in zip(ks, ss, pairs, ds))
+        return [Step(shape, (N, C, *outs), pairs, windows=windows)]
+
+
+class MaxPool(Pool):
+    kind = "maxpool"
+
+
+class AvgPool(Pool):
+    kind = "avgpool"
+
+
+class AdaptivePool(Layer):
+    """Adaptive pools: the output size is asked for; window j spans
+    [⌊j·i/o⌋, ⌈(j+1)·i/o⌉)."""
+
+    def steps(self, shape):
+        n = self.spatial(shape)
+        outs = self.per_dim("size", n) if self.kind != "gap" else (1,) * n
+        return [Step(shape, (*shape[:2], *outs), windows=None)]
+
+
+class AdaptiveAvgPool(AdaptivePool):
+    kind = "aavgpool"
+
+
+class AdaptiveMaxPool(AdaptivePool):
+    kind = "amaxpool"
+
+
+class GlobalAvgPool(AdaptivePool):
+    kind = "gap"
+
+
+# ---------------------------------------------------------------------------
+# the small layers
+# ---------------------------------------------------------------------------
+
+class BatchNorm(Layer):
+    """Parameters 2C (weight, bias) when affine; buffers 2C (running mean, var)."""
+
+    kind = "bn"
+
+    def steps(self, shape):
+        C = shape[1]
+        return [Step(shape, shape, params=2 * C if self.spec["affine"] else 0, buffers=2 * C)]
+
+
+class Activation(Layer):
+    kind = "act"
+
+    def steps(self, shape):
+        return [Step(shape, shape, allocates=not self.spec["inplace"])]
+
+
+class Dropout(Activation):
+    kind = "dropout"
+
+
+class Flatten(Layer):
+    """``nn.Flatten(1)``: N x (all the rest), a view that allocates nothing."""
+
+    kind = "flatten"
+
+    def steps(self, shape):
+        return [Step(shape, (shape[0], _prod(shape[1:])), allocates=False, windows=None)]
+
+
+class Linear(Layer):
+    """``nn.Linear``: acts on the last dim, like PyTorch (flatten first for a classifier)."""
+
+    kind = "linear"
+
+    def steps(self, shape):
+        fin, out = shape[-1], self.spec["out"]
+        params = fin * out + (out if self.spec["bias"] else 0)
+        rows = _prod(shape[:-1])
+        return [Step(shape, (*shape[:-1], out), params=params, macs=rows * fin * out,
+                     windows=None)]
+
+
+LAYER_CLASSES: Dict[str, Type[Layer]] = {
+    cls.kind: cls for cls in (Conv, SepConv, TConv, Up, MaxPool, AvgPool, AdaptiveAvgPool,
+                              AdaptiveMaxPool, GlobalAvgPool, BatchNorm, Activation, Dropout,
+                              Flatten, Linear)
+}
+
+
+def build(spec: LayerSpec) -> Layer:
+    """The layer object for a parsed token; static rule errors carry its position."""
+    try:
+        return LAYER_CLASSES[spec.kind](spec)
+    except StackSyntaxError as e:
+        raise e.located(spec.index, spec.text)
