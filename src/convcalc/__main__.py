@@ -1,0 +1,4 @@
+"""``python -m convcalc``."""
+from .cli import main
+
+main()

@@ -1,0 +1,173 @@
+"""The ``convcalc`` command: parse options, call the engine, render, exit.
+
+Exit codes (SPEC.md §6): 0 success, 1 a ``check`` assertion failed, 2 bad
+command line or layer syntax, 3 a network that cannot be computed at this
+input.  Every error is one or two lines on stderr, never a traceback.
+"""
+from __future__ import annotations
+
+import sys
+from typing import List, Optional, Sequence, Tuple
+
+import click
+
+from . import __version__
+from .errors import ConvcalcError, StackSyntaxError
+
+FORMATS = ("table", "json", "csv", "markdown")
+
+
+class LayerError(click.ClickException):
+    """A ConvcalcError shown the click way: ``Error: layer 3 (tok): reason``."""
+
+    def __init__(self, err: ConvcalcError):
+        super().__init__(err.message + (f"\n  hint: {err.hint}" if err.hint else ""))
+        self.exit_code = err.exit_code
+
+
+class App(click.Group):
+    """Turns engine errors into exit codes, and anything unexpected into one line."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ConvcalcError as e:
+            raise LayerError(e) from None
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort,
+                SystemExit, KeyboardInterrupt):
+            raise
+        except RecursionError:
+            raise click.ClickException("the stack is too deeply nested") from None
+        except Exception as e:  # noqa: BLE001 - a bug must still not print a traceback
+            err = click.ClickException(f"internal error ({type(e).__name__}: {e}); "
+                                       f"please report it with the command line")
+            err.exit_code = 3
+            raise err from None
+
+
+def _console():
+    """A terminal gets its own width; a pipe or file gets rows that never wrap."""
+    from rich.console import Console
+    console = Console(soft_wrap=False)
+    if not console.is_terminal:
+        console = Console(soft_wrap=False, width=400, color_system=None)
+    return console
+
+
+def format_option(f):
+    return click.option("--format", "fmt", type=click.Choice(FORMATS), default="table",
+                        show_default=True, help="Output format.")(f)
+
+
+def gather_stack(layers: Sequence[str], files) -> Tuple[List[str], Optional[Tuple[int, ...]]]:
+    """Tokens from ``-f`` files (in order) then the command line, and the
+    default input shape named by a file's ``# input:`` line or the first ``@NAME``."""
+    from .language import default_input, split_stack_text
+    tokens: List[str] = []
+    shape = None
+    for f in files:
+        name = getattr(f, "name", "stack")
+        try:
+            text = f.read()
+        except UnicodeDecodeError:
+            raise StackSyntaxError(f"{name}: not a text file") from None
+        stack = split_stack_text(text, "<stdin>" if name == "<stdin>" else name)
+        tokens += stack.tokens
+        shape = shape or stack.input_shape
+    tokens += list(layers)
+    if shape is None:
+        shape = default_input(tokens)
+    return tokens, shape
+
+
+def stack_arguments(f):
+    f = click.argument("layers", nargs=-1, metavar="[LAYER]...")(f)
+    f = click.option("-f", "--file", "files", type=click.File("r"), multiple=True,
+                     help="Read layer tokens from a stack file ('-' for stdin); "
+                          "# starts a comment. May be repeated; command-line layers follow.")(f)
+    f = click.option("-i", "--input", "input_shape", metavar="SHAPE",
+                     help="Input shape, batch first: 1x3x224x224 (2-D), 8x1x16000 (1-D), "
+                          "1x1x32x64x64 (3-D). Optional when the stack names one.")(f)
+    f = click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16", "float64",
+                                                   "int8"]),
+                     default="float32", show_default=True,
+                     help="Element type for activation and parameter memory.")(f)
+    return f
+
+
+def run_analysis(layers, files, input_shape, dtype):
+    from .analysis import analyze
+    tokens, default = gather_stack(layers, files)
+    if not tokens:
+        raise click.UsageError("no layers given: name them as arguments, with -f FILE or @MODEL "
+                               "(see 'convcalc models')")
+    if input_shape is None:
+        if default is None:
+            raise click.UsageError("missing -i/--input SHAPE (e.g. -i 1x3x224x224)")
+        input_shape = default
+    return analyze(tokens, input_shape, dtype)
+
+
+@click.group(cls=App, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="convcalc")
+def cli():
+    """Shapes, receptive fields, parameters and MACs of convolutional stacks,
+    exact against PyTorch.
+
+    \b
+    Example:
+      convcalc shape -i 1x3x224x224 conv:64,k=7,s=2,p=3 maxpool:3,s=2,p=1
+      convcalc shape @vgg16 --format json
+    """
+
+
+@cli.command()
+@stack_arguments
+@format_option
+def shape(layers, files, input_shape, dtype, fmt):
+    """Per-layer output shape, padding, receptive field, params, MACs, memory.
+
+    \b
+    LAYER tokens are KIND or KIND:ARGS, e.g. conv:64,k=3,s=2,p=same
+    maxpool:3,s=2,ceil tconv:32,k=4,s=2,p=1 up:2,mode=bilinear bn relu
+    flatten linear:10; @NAME inserts a built-in model or a stack file.
+    """
+    from . import render
+    a = run_analysis(layers, files, input_shape, dtype)
+    if fmt == "table":
+        render.print_table(a, _console())
+    else:
+        text = {"json": render.to_json, "csv": render.to_csv,
+                "markdown": render.to_markdown}[fmt](a)
+        click.echo(text.rstrip("\n"))
+
+
+@cli.command()
+@format_option
+def models(fmt):
+    """List the built-in model stacks (use them as @NAME)."""
+    from . import render
+    from .analysis import analyze
+    from .language import builtin_models
+    headers = ("name", "description", "input", "layers", "params", "macs")
+    rows = []
+    for name, stack in builtin_models().items():
+        a = analyze(stack.tokens, stack.input_shape)
+        shape_text = render.fmt_shape(stack.input_shape)
+        if fmt in ("table", "markdown"):
+            rows.append((f"@{name}", stack.description, shape_text, len(stack.tokens),
+                         f"{a.totals.params:,}", render.si(a.totals.macs)))
+        else:
+            rows.append((name, stack.description, list(stack.input_shape) if fmt == "json"
+                         else shape_text, len(stack.tokens), a.totals.params, a.totals.macs))
+    out = render.generic_table(headers, rows, fmt, _console() if fmt == "table" else None)
+    if out:
+        click.echo(out)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    cli.main(args=argv, prog_name="convcalc")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(sys.argv[1:])
