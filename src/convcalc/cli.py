@@ -25,16 +25,34 @@ class LayerError(click.ClickException):
         self.exit_code = err.exit_code
 
 
+class ShortUsageError(click.ClickException):
+    """A usage error in two lines (SPEC §6), instead of click's usage block."""
+
+    exit_code = 2
+
+    def __init__(self, err: click.UsageError):
+        hint = f"\nTry '{err.ctx.command_path} --help' for help." if err.ctx else ""
+        super().__init__(err.format_message() + hint)
+
+
 class App(click.Group):
     """Turns engine errors into exit codes, and anything unexpected into one line."""
+
+    def make_context(self, *args, **kwargs):
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.UsageError as e:
+            raise ShortUsageError(e) from None
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except ConvcalcError as e:
             raise LayerError(e) from None
+        except click.UsageError as e:
+            raise ShortUsageError(e) from None
         except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort,
-                SystemExit, KeyboardInterrupt):
+                SystemExit, KeyboardInterrupt, BrokenPipeError):
             raise
         except RecursionError:
             raise click.ClickException("the stack is too deeply nested") from None
@@ -97,15 +115,17 @@ def stack_arguments(f):
 
 def run_analysis(layers, files, input_shape, dtype):
     from .analysis import analyze
+    from .language import parse_stack
     tokens, default = gather_stack(layers, files)
     if not tokens:
         raise click.UsageError("no layers given: name them as arguments, with -f FILE or @MODEL "
                                "(see 'convcalc models')")
+    specs = parse_stack(tokens)
     if input_shape is None:
         if default is None:
             raise click.UsageError("missing -i/--input SHAPE (e.g. -i 1x3x224x224)")
         input_shape = default
-    return analyze(tokens, input_shape, dtype)
+    return analyze(specs, input_shape, dtype)
 
 
 @click.group(cls=App, context_settings={"help_option_names": ["-h", "--help"]})

@@ -429,7 +429,7 @@ def read_reference(name: str) -> StackText:
             return split_stack_text(path.read_text(), name)
         except (OSError, UnicodeDecodeError) as e:
             raise StackSyntaxError(f"cannot read stack file {name}: {e}") from None
-    raise StackSyntaxError(f"@{name} is neither a built-in model{_suggest(name, list(models))} "
+    raise StackSyntaxError(f"not a built-in model{_suggest(name, list(models))} "
                            f"nor a file; built-in: {', '.join(models)}")
 
 
@@ -438,9 +438,12 @@ def expand(tokens: Sequence[str], _depth: int = 0) -> List[str]:
     out: List[str] = []
     for tok in tokens:
         if tok.startswith("@"):
-            if _depth >= 8:
-                raise StackSyntaxError(f"{tok}: stacks nested more than 8 deep (a loop?)")
-            out += expand(read_reference(tok[1:]).tokens, _depth + 1)
+            try:
+                if _depth >= 8:
+                    raise StackSyntaxError("stacks nested more than 8 deep (a loop?)")
+                out += expand(read_reference(tok[1:]).tokens, _depth + 1)
+            except StackSyntaxError as e:
+                raise e.located(len(out) + 1, tok)
         else:
             out.append(tok)
     return out
@@ -450,7 +453,10 @@ def default_input(tokens: Sequence[str]) -> Optional[Tuple[int, ...]]:
     """The input shape named by the first ``@NAME`` in a stack, if any."""
     for tok in tokens:
         if tok.startswith("@"):
-            return read_reference(tok[1:]).input_shape
+            try:
+                return read_reference(tok[1:]).input_shape
+            except StackSyntaxError:
+                return None  # parse_stack reports it, with the layer's position
         return None
     return None
 
