@@ -9,11 +9,10 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import List, Optional, Sequence, Tuple, Union
 
-from . import receptive
 from .errors import ConvcalcError, StackSyntaxError
 from .language import DTYPES, LayerSpec, parse_shape, parse_stack
-from .layers import Pairs, Shape, build
-from .receptive import ReceptiveField
+from .layers import Pairs, Shape, Window, build
+from .receptive import PathState, ReceptiveField
 
 MIB = 1024 ** 2
 
@@ -34,6 +33,7 @@ class Row:
     macs: int
     activation_bytes: int
     receptive_field: Optional[ReceptiveField]
+    windows: Optional[Tuple[Window, ...]] = None  # how it indexes its input; None mixes all
 
     @property
     def flops(self) -> int:
@@ -147,8 +147,7 @@ def analyze(stack: Sequence[Union[str, LayerSpec]], input_shape: Union[str, Sequ
     layers = [build(s) for s in specs]
 
     rows: List[Row] = []
-    rf: Optional[ReceptiveField] = ReceptiveField.identity(len(shape) - 2) \
-        if len(shape) > 2 else None
+    path = PathState.start(len(shape) - 2)
     current = shape
     for spec, layer in zip(specs, layers):
         try:
@@ -156,10 +155,11 @@ def analyze(stack: Sequence[Union[str, LayerSpec]], input_shape: Union[str, Sequ
         except ConvcalcError as e:
             raise e.located(spec.index, spec.text)
         for st in steps:
-            rf = receptive.step(rf, st.windows)
+            path = path.then(st.windows)
             act = _prod(st.output_shape) * width if st.allocates else 0
             rows.append(Row(spec.index, spec.kind, spec.text, st.part, st.input_shape,
-                            st.output_shape, st.padding, st.params, st.buffers, st.macs, act, rf))
+                            st.output_shape, st.padding, st.params, st.buffers, st.macs, act,
+                            path.field(), st.windows))
             current = st.output_shape
 
     params = sum(r.params for r in rows)
@@ -168,4 +168,4 @@ def analyze(stack: Sequence[Union[str, LayerSpec]], input_shape: Union[str, Sequ
     totals = Totals(params, params, sum(r.buffers for r in rows), macs, 2 * macs, act_bytes,
                     params * width)
     memory = Memory(_prod(shape) * width, 2 * act_bytes, params * width)
-    return Analysis(shape, current, dtype, tuple(rows), totals, memory, rf)
+    return Analysis(shape, current, dtype, tuple(rows), totals, memory, path.field())

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Dict, List, Optional, Sequence, Tuple, Type
 
 from .errors import ShapeError, StackSyntaxError
@@ -26,22 +27,23 @@ Pairs = Tuple[Tuple[int, int], ...]
 
 @dataclass(frozen=True)
 class Window:
-    """How one spatial dim of an output indexes its input, for receptive fields.
+    """How one spatial dim of an output reads its input, for receptive fields.
 
     ``kind`` is ``conv`` (taps o·stride − pad + j·dilation, j < k: convs and
-    pools), ``tconv`` (the transpose of that), or ``resample`` (upsample:
-    ``mode``, with the input and output sizes and the scale PyTorch uses).
+    pools), ``tconv`` (input x feeds output x·stride − pad + j·dilation), or
+    a resampling ``mode`` of :data:`RESAMPLE_MODES` with ``ratio``, the
+    input-per-output scale PyTorch uses (1/scale_factor, in/out, or
+    (in−1)/(out−1) with align_corners).  ``area`` is also the adaptive pools.
     """
 
     kind: str
+    in_size: int
+    out_size: int
     k: int = 1
     stride: int = 1
     pad: int = 0
     dilation: int = 1
-    in_size: int = 1
-    out_size: int = 1
-    mode: str = ""
-    scale: Optional[float] = None
+    ratio: Fraction = Fraction(1)
     align_corners: bool = False
 
 
@@ -176,7 +178,8 @@ def conv_step(shape: Shape, out: int, ks, ss, pairs: Pairs, ds, groups: int, bia
         outs.append((i + b + a - eff) // s + 1)
     params = out * (C // groups) * _prod(ks) + (out if bias else 0)
     macs = N * out * _prod(outs) * (C // groups) * _prod(ks)
-    windows = tuple(Window("conv", k, s, b, d) for k, s, (b, _), d in zip(ks, ss, pairs, ds))
+    windows = tuple(Window("conv", i, o, k, s, b, d)
+                    for i, o, k, s, (b, _), d in zip(sizes, outs, ks, ss, pairs, ds))
     return Step(shape, (N, out, *outs), pairs, params, 0, macs, windows=windows, part=part)
 
 
@@ -281,8 +284,8 @@ class TConv(Layer):
         out, g = sp["out"], sp["g"]
         params = C * (out // g) * _prod(ks) + (out if sp["bias"] else 0)
         macs = N * C * _prod(sizes) * (out // g) * _prod(ks)
-        windows = tuple(Window("tconv", k, s, b, d, i, o)
-                        for k, s, (b, _), d, i, o in zip(ks, ss, pairs, ds, sizes, outs))
+        windows = tuple(Window("tconv", i, o, k, s, b, d)
+                        for i, o, k, s, (b, _), d in zip(sizes, outs, ks, ss, pairs, ds))
         return [Step(shape, (N, out, *outs), pairs, params, 0, macs, windows=windows)]
 
     @staticmethod
@@ -310,6 +313,20 @@ class TConv(Layer):
 # ---------------------------------------------------------------------------
 
 INTERPOLATING = {"linear": 1, "bilinear": 2, "bicubic": 2, "trilinear": 3}
+
+
+def resample_ratio(i: int, o: int, scale: Optional[float], mode: str, align_corners: bool
+                   ) -> Fraction:
+    """Input positions per output position, as PyTorch's kernels compute it.
+
+    A given scale factor is used as 1/scale (not i/o) except by ``area``,
+    which is an adaptive average pool to the output size.
+    """
+    if align_corners:
+        return Fraction(i - 1, o - 1) if o > 1 else Fraction(0)
+    if scale is not None and mode != "area":
+        return 1 / Fraction(repr(scale))
+    return Fraction(i, o)
 
 
 class Up(Layer):
@@ -343,7 +360,7 @@ class Up(Layer):
             if min(outs) < 1:
                 raise ShapeError(f"output size {_join(outs)} = ⌊{_join(sizes)} · "
                                  f"{_join(f'{s:g}' for s in scales)}⌋ is less than 1")
-        windows = tuple(Window("resample", in_size=i, out_size=o, mode=mode, scale=s,
+        windows = tuple(Window(mode, i, o, ratio=resample_ratio(i, o, s, mode, sp["align_corners"]),
                                align_corners=sp["align_corners"])
                         for i, o, s in zip(sizes, outs, scales))
         return [Step(shape, (*shape[:2], *outs), windows=windows)]
@@ -401,7 +418,8 @@ class Pool(Layer):
             raise ShapeError(f"output size {_join(outs)} is less than 1: the window "
                              f"{_join(d * (k - 1) + 1 for k, d in zip(ks, ds))} does not fit the "
                              f"padded input {_join(i + b + a for i, (b, a) in zip(sizes, pairs))}")
-        windows = tuple(Window("conv", k, s, b, d) for k, s, (b, _), d in zip(ks, ss, pairs, ds))
+        windows = tuple(Window("conv", i, o, k, s, b, d)
+                        for i, o, k, s, (b, _), d in zip(sizes, outs, ks, ss, pairs, ds))
         return [Step(shape, (N, C, *outs), pairs, windows=windows)]
 
 
@@ -420,7 +438,10 @@ class AdaptivePool(Layer):
     def steps(self, shape):
         n = self.spatial(shape)
         outs = self.per_dim("size", n) if self.kind != "gap" else (1,) * n
-        return [Step(shape, (*shape[:2], *outs), windows=None)]
+        # an output of one position per dim mixes every input position
+        windows = None if max(outs) == 1 else tuple(
+            Window("area", i, o, ratio=Fraction(i, o)) for i, o in zip(shape[2:], outs))
+        return [Step(shape, (*shape[:2], *outs), windows=windows)]
 
 
 class AdaptiveAvgPool(AdaptivePool):

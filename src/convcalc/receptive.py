@@ -1,44 +1,275 @@
-"""Receptive-field arithmetic on exact fractions.
+"""Receptive fields, exact through every layer kind.
 
-For a single path (Araujo et al., Distill 2019; Dang Ha The Hien's guide):
-effective stride S_l = S_{l−1}·s_l, size r_l = r_{l−1} + d_l·(k_l − 1)·S_{l−1},
-effective padding P_l = P_{l−1} + p_l·S_{l−1}; output position u sees input
-[u·S − P, u·S − P + r − 1].
+Per spatial dim, every layer maps an output position o to the input
+positions it reads (:func:`taps`).  Two readings of that map:
+
+* **unclipped** -- the layer's index arithmetic on an input extended without
+  end (padding positions count as positions; upsampling does not clamp at the
+  border).  It is periodic: moving o by ``period`` moves the taps by
+  ``shift``, so the effective stride S = ∏ shift/period is an exact fraction.
+* **clipped** -- only real input positions with a nonzero weight: what an
+  impulse response or a gradient shows.
+
+For a single path the classic recursions (Araujo et al., Distill 2019) are
+the special case of integer strides:  S_l = S_{l−1}·s_l,
+r_l = r_{l−1} + d_l·(k_l − 1)·S_{l−1},  P_l = P_{l−1} + p_l·S_{l−1}, and
+output u sees [u·S − P, u·S − P + r − 1].
+
+Where the stride is a fraction (after a transposed conv or an upsample) the
+window depends on the phase of u.  convcalc then reports, over the positions
+of one period of the whole map (which repeats exactly from there on):
+``size`` r = the largest number of input positions any output position
+spans, and ``padding`` P = the largest u·S − start(u), so that u·S − P is the
+leftmost start; ``rf --at`` gives the exact region of any single position.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from .layers import Window
 
+Interval = Optional[Tuple[int, int]]  # inclusive; None: no input position at all
+
+# The longest period a composed map may have before convcalc stops tabulating
+# it whole (then r and P are taken over the first MAX_PERIOD positions).
+MAX_PERIOD = 4096
+
+
+# ---------------------------------------------------------------------------
+# one layer, one output position
+# ---------------------------------------------------------------------------
+
+def period(w: Window) -> Tuple[int, int]:
+    """(period, shift): taps(o + period) = taps(o) + shift."""
+    if w.kind == "conv":
+        return 1, w.stride
+    if w.kind == "tconv":
+        return w.stride, 1
+    return w.ratio.denominator, w.ratio.numerator
+
+
+def taps(w: Window, o: int, clip: bool) -> Interval:
+    """Smallest and largest input position that output ``o`` reads."""
+    if w.kind == "conv":
+        return _conv_taps(w, o, clip)
+    if w.kind == "tconv":
+        return _tconv_taps(w, o, clip)
+    return _resample_taps(w, o, clip)
+
+
+def _conv_taps(w: Window, o: int, clip: bool) -> Interval:
+    start = o * w.stride - w.pad
+    last = w.k - 1
+    if not clip:
+        return start, start + w.dilation * last
+    j0 = max(0, -(-(-start) // w.dilation))       # first tap at or right of 0
+    j1 = min(last, (w.in_size - 1 - start) // w.dilation)  # last tap left of the end
+    if j0 > j1:
+        return None  # the window lies in the padding
+    return start + j0 * w.dilation, start + j1 * w.dilation
+
+
+def _tconv_taps(w: Window, o: int, clip: bool) -> Interval:
+    # input x feeds output x·s − pad + j·d: x = (o + pad − j·d)/s for the taps j
+    # with j·d ≡ o + pad (mod s)
+    s, d, t = w.stride, w.dilation, o + w.pad
+    g = math.gcd(d, s)
+    if t % g:
+        return None
+    m = s // g
+    j_first = (t // g) * pow(d // g, -1, m) % m if m > 1 else 0
+    lo_j, hi_j = 0, w.k - 1
+    if clip:  # 0 ≤ x ≤ in − 1
+        lo_j = max(lo_j, -(-(t - (w.in_size - 1) * s) // d))
+        hi_j = min(hi_j, t // d) if t >= 0 else -1
+    j_min = j_first + -(-(lo_j - j_first) // m) * m
+    j_max = j_first + ((hi_j - j_first) // m) * m
+    if j_min > j_max:
+        return None
+    return (t - j_max * d) // s, (t - j_min * d) // s
+
+
+def _floor(v: Fraction) -> int:
+    return v.numerator // v.denominator
+
+
+def _resample_taps(w: Window, o: int, clip: bool) -> Interval:
+    last = w.in_size - 1
+    r = w.ratio
+    if w.kind == "area":  # adaptive pooling window [⌊o·i/out⌋, ⌈(o+1)·i/out⌉)
+        return _floor(o * r), -_floor(-(o + 1) * r) - 1
+    if w.kind in ("nearest", "nearest-exact"):
+        src = _floor((o + Fraction(1, 2)) * r if w.kind == "nearest-exact" else o * r)
+        return (min(src, last),) * 2 if clip else (src, src)
+    # linear family and bicubic: PyTorch's area_pixel_compute_source_index
+    src = o * r if w.align_corners else (o + Fraction(1, 2)) * r - Fraction(1, 2)
+    cubic = w.kind == "bicubic"
+    if clip and not cubic and src < 0:
+        src = Fraction(0)
+    i0 = _floor(src)
+    if src == i0:  # the other taps have weight exactly 0
+        return (min(max(i0, 0), last),) * 2 if clip else (i0, i0)
+    lo, hi = (i0 - 1, i0 + 2) if cubic else (i0, i0 + 1)
+    if clip:  # PyTorch clamps the taps' indices to the input
+        lo, hi = min(max(lo, 0), last), min(max(hi, 0), last)
+    return lo, hi
+
+
+def interval_taps(w: Window, a: int, b: int, clip: bool) -> Interval:
+    """Bounding box of the input positions read by outputs a..b.
+
+    Taps move right by ``shift`` every ``period`` outputs, so the leftmost
+    tap is among the first ``period`` nonempty outputs from a, the rightmost
+    among the last ``period`` from b.
+    """
+    p, _ = period(w)
+    lo = hi = None
+    seen = 0
+    for o in range(a, b + 1):
+        t = taps(w, o, clip)
+        if t is not None:
+            lo = t[0] if lo is None else min(lo, t[0])
+            seen += 1
+        if seen >= p:
+            break
+    if lo is None:
+        return None
+    seen = 0
+    for o in range(b, a - 1, -1):
+        t = taps(w, o, clip)
+        if t is not None:
+            hi = t[1] if hi is None else max(hi, t[1])
+            seen += 1
+        if seen >= p:
+            break
+    return lo, hi
+
+
+# ---------------------------------------------------------------------------
+# a whole path
+# ---------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class ReceptiveField:
-    """Per spatial dim: size r, effective stride S and effective padding P."""
+    """Per spatial dim: size r, effective stride S and effective padding P.
+
+    Output u sees input [u·S − P, u·S − P + r − 1]; ``start`` is −P, where
+    output 0's window begins, and ``center`` that window's middle.
+    """
 
     size: Tuple[int, ...]
     stride: Tuple[Fraction, ...]
     padding: Tuple[Fraction, ...]
 
+    @property
+    def start(self) -> Tuple[Fraction, ...]:
+        return tuple(-p for p in self.padding)
+
+    @property
+    def center(self) -> Tuple[Fraction, ...]:
+        return tuple(-p + Fraction(r - 1, 2) for r, p in zip(self.size, self.padding))
+
+
+@dataclass(frozen=True)
+class _DimMap:
+    """One dim of the composed unclipped map: for u = q·T + t,
+    lo(u) = lo[t] + q·T·S, hi likewise (None where u reads nothing)."""
+
+    stride: Fraction
+    lo: Tuple[Optional[int], ...]
+    hi: Tuple[Optional[int], ...]
+
+    @property
+    def T(self) -> int:
+        return len(self.lo)
+
+    def at(self, u: int) -> Interval:
+        q, t = divmod(u, self.T)
+        if self.lo[t] is None:
+            return None
+        shift = int(q * self.T * self.stride)
+        return self.lo[t] + shift, self.hi[t] + shift
+
+    def over(self, a: int, b: int) -> Interval:
+        """Bounding box of at(u) for u in a..b (one period from each end)."""
+        los = [v[0] for v in map(self.at, range(a, min(b, a + self.T - 1) + 1)) if v]
+        his = [v[1] for v in map(self.at, range(max(a, b - self.T + 1), b + 1)) if v]
+        if not los:  # a whole period reads nothing: so does every period
+            return None
+        return min(los), max(his)
+
+    def then(self, w: Window) -> "_DimMap":
+        p, shift = period(w)
+        stride = self.stride * Fraction(shift, p)
+        # the new period: a multiple of the layer's, moving this map by whole periods
+        T = p * (self.T // math.gcd(self.T, shift)) if shift else p
+        T = min(T, MAX_PERIOD)
+        lo, hi = [], []
+        for t in range(T):
+            own = taps(w, t, clip=False)
+            box = None if own is None else self.over(*own)
+            lo.append(None if box is None else box[0])
+            hi.append(None if box is None else box[1])
+        return _DimMap(stride, tuple(lo), tuple(hi))
+
+    def summary(self) -> Tuple[int, Fraction, Fraction]:
+        """(r, S, P) over one period."""
+        spans = [(t, lo, hi) for t, (lo, hi) in enumerate(zip(self.lo, self.hi)) if lo is not None]
+        if not spans:
+            return 0, self.stride, Fraction(0)
+        P = max(t * self.stride - lo for t, lo, _ in spans)
+        r = max(hi - lo + 1 for _, lo, hi in spans)
+        return r, self.stride, P
+
+
+IDENTITY = _DimMap(Fraction(1), (0,), (0,))
+
+
+@dataclass(frozen=True)
+class PathState:
+    """The composed map of a single path so far (None: positions were mixed)."""
+
+    dims: Optional[Tuple[_DimMap, ...]]
+
     @classmethod
-    def identity(cls, n: int) -> "ReceptiveField":
-        return cls((1,) * n, (Fraction(1),) * n, (Fraction(0),) * n)
+    def start(cls, n_spatial: int) -> "PathState":
+        return cls((IDENTITY,) * n_spatial if n_spatial else None)
+
+    def then(self, windows: Optional[Sequence[Window]]) -> "PathState":
+        if self.dims is None or windows is None:
+            return PathState(None)
+        if not windows:
+            return self
+        return PathState(tuple(m.then(w) for m, w in zip(self.dims, windows)))
+
+    def field(self) -> Optional[ReceptiveField]:
+        if self.dims is None:
+            return None
+        parts = [m.summary() for m in self.dims]
+        return ReceptiveField(tuple(r for r, _, _ in parts), tuple(s for _, s, _ in parts),
+                              tuple(p for _, _, p in parts))
 
 
-def step(rf: Optional[ReceptiveField], windows: Optional[Sequence[Window]]
-         ) -> Optional[ReceptiveField]:
-    """The receptive field after one layer; None once positions are mixed."""
-    if rf is None or windows is None:
-        return None
-    if not windows:
-        return rf
-    if any(w.kind != "conv" for w in windows):
-        return None  # transposed conv and resampling: the next issue
-    size, stride, pad = [], [], []
-    for (r, S, P), w in zip(zip(rf.size, rf.stride, rf.padding), windows):
-        size.append(int(r + w.dilation * (w.k - 1) * S))
-        pad.append(P + w.pad * S)
-        stride.append(S * w.stride)
-    return ReceptiveField(tuple(size), tuple(stride), tuple(pad))
+def region(window_stack: Sequence[Sequence[Window]], at: Sequence[int], clip: bool
+           ) -> Optional[List[Tuple[int, int]]]:
+    """The input positions output position ``at`` depends on, per dim.
+
+    Propagates the index interval backwards through every layer's windows
+    (clipped: real input positions only, at every layer).  None when the
+    position depends on no input position (it reads only padding).
+    """
+    boxes = [(u, u) for u in at]
+    for windows in reversed(window_stack):
+        if not windows:
+            continue
+        new = []
+        for (a, b), w in zip(boxes, windows):
+            box = interval_taps(w, a, b, clip)
+            if box is None:
+                return None
+            new.append(box)
+        boxes = new
+    return boxes
