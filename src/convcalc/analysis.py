@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import List, Optional, Sequence, Tuple, Union
 
-from .errors import ConvcalcError, StackSyntaxError
+from . import receptive
+from .errors import ConvcalcError, ShapeError, StackSyntaxError
 from .language import DTYPES, LayerSpec, parse_shape, parse_stack
 from .layers import Pairs, Shape, Window, build
 from .receptive import PathState, ReceptiveField
@@ -34,6 +35,7 @@ class Row:
     activation_bytes: int
     receptive_field: Optional[ReceptiveField]
     windows: Optional[Tuple[Window, ...]] = None  # how it indexes its input; None mixes all
+    explain: Tuple[str, ...] = ()  # the formulas with numbers (analyze(explain=True))
 
     @property
     def flops(self) -> int:
@@ -97,20 +99,38 @@ class Analysis:
             "receptive_field": rf_dict(self.receptive_field),
         }
 
+    def rf_dict(self) -> dict:
+        """The ``convcalc rf --format json`` document."""
+        def layer(r: Row) -> dict:
+            d = {"index": r.index, "kind": r.kind, "spec": r.spec}
+            if r.part:
+                d["part"] = r.part
+            d.update(output_shape=list(r.output_shape),
+                     receptive_field=rf_dict(r.receptive_field, full=True))
+            return d
+        return {"input_shape": list(self.input_shape), "output_shape": list(self.output_shape),
+                "layers": [layer(r) for r in self.layers],
+                "receptive_field": rf_dict(self.receptive_field, full=True)}
+
 
 def number(v: Fraction) -> Union[int, float]:
     """A Fraction as a JSON number: an int when whole."""
     return int(v) if v.denominator == 1 else float(v)
 
 
-def rf_dict(rf: Optional[ReceptiveField]) -> Optional[dict]:
+def rf_dict(rf: Optional[ReceptiveField], full: bool = False) -> Optional[dict]:
+    """size, stride, padding (SPEC §5); with ``full`` also start and center."""
     if rf is None:
         return None
-    return {"size": list(rf.size), "stride": [number(s) for s in rf.stride],
-            "padding": [number(p) for p in rf.padding]}
+    d = {"size": list(rf.size), "stride": [number(s) for s in rf.stride],
+         "padding": [number(p) for p in rf.padding]}
+    if full:
+        d.update(start=[number(v) for v in rf.start], center=[number(v) for v in rf.center])
+    return d
 
 
 def row_dict(r: Row) -> dict:
+    """One layer of the JSON document (``explain`` only when it was asked for)."""
     d = {"index": r.index, "kind": r.kind, "spec": r.spec}
     if r.part:
         d["part"] = r.part
@@ -119,6 +139,8 @@ def row_dict(r: Row) -> dict:
               "params": r.params, "buffers": r.buffers, "macs": r.macs, "flops": r.flops,
               "activation_bytes": r.activation_bytes,
               "receptive_field": rf_dict(r.receptive_field)})
+    if r.explain:
+        d["explain"] = list(r.explain)
     return d
 
 
@@ -130,11 +152,12 @@ def _prod(vals) -> int:
 
 
 def analyze(stack: Sequence[Union[str, LayerSpec]], input_shape: Union[str, Sequence[int]],
-            dtype: str = "float32") -> Analysis:
+            dtype: str = "float32", explain: bool = False) -> Analysis:
     """Every layer's shape, padding, params, MACs, memory and receptive field.
 
     ``stack`` is token texts (``@NAME`` references allowed) or parsed specs;
-    ``input_shape`` a tuple or text like ``1x3x224x224``.  Raises
+    ``input_shape`` a tuple or text like ``1x3x224x224``.  With ``explain``
+    every row carries its formulas with the numbers substituted.  Raises
     :class:`ConvcalcError` naming the layer that cannot be computed.
     """
     if dtype not in DTYPES:
@@ -152,14 +175,17 @@ def analyze(stack: Sequence[Union[str, LayerSpec]], input_shape: Union[str, Sequ
     for spec, layer in zip(specs, layers):
         try:
             steps = layer.steps(current)
+            notes = layer.explain(current) if explain else [()] * len(steps)
         except ConvcalcError as e:
             raise e.located(spec.index, spec.text)
-        for st in steps:
-            path = path.then(st.windows)
+        for st, lines in zip(steps, notes):
+            before, path = path, path.then(st.windows)
+            if explain:
+                lines = (*lines, *receptive.explain_step(before, st.windows, path))
             act = _prod(st.output_shape) * width if st.allocates else 0
             rows.append(Row(spec.index, spec.kind, spec.text, st.part, st.input_shape,
                             st.output_shape, st.padding, st.params, st.buffers, st.macs, act,
-                            path.field(), st.windows))
+                            path.field(), st.windows, tuple(lines)))
             current = st.output_shape
 
     params = sum(r.params for r in rows)
@@ -169,3 +195,57 @@ def analyze(stack: Sequence[Union[str, LayerSpec]], input_shape: Union[str, Sequ
                     params * width)
     memory = Memory(_prod(shape) * width, 2 * act_bytes, params * width)
     return Analysis(shape, current, dtype, tuple(rows), totals, memory, path.field())
+
+
+@dataclass(frozen=True)
+class Region:
+    """The input region one output position depends on (SPEC §5, ``rf --at``)."""
+
+    at: Tuple[int, ...]
+    index: int  # the layer whose output position it is
+    region: Optional[Tuple[Tuple[int, int], ...]]  # clipped to the input; None: reads no input
+    unclipped: Optional[Tuple[Tuple[int, int], ...]]
+
+    def to_dict(self) -> dict:
+        def boxes(b):
+            return None if b is None else [list(p) for p in b]
+        return {"at": list(self.at), "layer": self.index, "region": boxes(self.region),
+                "unclipped": boxes(self.unclipped)}
+
+
+def region_at(a: Analysis, at: Sequence[int], layer: Optional[int] = None) -> Region:
+    """Exact input region of output position ``at`` of ``layer`` (default: the last).
+
+    Index intervals are propagated backwards through every layer, so the
+    region is the bounding box of the true dependency set: clipped, of the
+    real input positions with a nonzero weight; unclipped, of the index
+    arithmetic on an input extended without end.
+    """
+    if layer is None:
+        upto = len(a.layers)
+    else:
+        hits = [i for i, r in enumerate(a.layers) if r.index == layer]
+        if not hits:
+            raise StackSyntaxError(f"--layer {layer}: the stack has layers 1 to "
+                                   f"{a.layers[-1].index}")
+        upto = hits[-1] + 1
+    rows = a.layers[:upto]
+    target = rows[-1]
+    mixing = next((r for r in rows if r.windows is None), None)
+    if mixing is not None:
+        raise ShapeError(f"layer {mixing.index} ({mixing.spec}) mixes every position, so no "
+                         f"output position after it has a region; pick an earlier layer "
+                         f"with --layer")
+    out = target.output_shape[2:]
+    if len(at) != len(out):
+        raise StackSyntaxError(f"--at needs {len(out)} coordinate{'s' if len(out) != 1 else ''} "
+                               f"(one per spatial dim of {'x'.join(map(str, target.output_shape))}), "
+                               f"got {len(at)}")
+    if any(not 0 <= u < n for u, n in zip(at, out)):
+        raise ShapeError(f"--at {','.join(map(str, at))} is outside the output "
+                         f"{'x'.join(map(str, out))} of layer {target.index} ({target.spec})")
+    stack = [r.windows for r in rows]
+    clipped = receptive.region(stack, at, clip=True)
+    unclipped = receptive.region(stack, at, clip=False)
+    as_tuple = (lambda b: None if b is None else tuple(tuple(p) for p in b))
+    return Region(tuple(at), target.index, as_tuple(clipped), as_tuple(unclipped))

@@ -113,7 +113,7 @@ def stack_arguments(f):
     return f
 
 
-def run_analysis(layers, files, input_shape, dtype):
+def run_analysis(layers, files, input_shape, dtype, explain=False):
     from .analysis import analyze
     from .language import parse_stack
     tokens, default = gather_stack(layers, files)
@@ -125,7 +125,7 @@ def run_analysis(layers, files, input_shape, dtype):
         if default is None:
             raise click.UsageError("missing -i/--input SHAPE (e.g. -i 1x3x224x224)")
         input_shape = default
-    return analyze(specs, input_shape, dtype)
+    return analyze(specs, input_shape, dtype, explain)
 
 
 @click.group(cls=App, context_settings={"help_option_names": ["-h", "--help"]})
@@ -141,10 +141,39 @@ def cli():
     """
 
 
+def emit(fmt: str, report, document, csv_text: str) -> None:
+    """Print one result in the chosen format."""
+    from . import render
+    if fmt == "table":
+        render.print_report(report, _console())
+    elif fmt == "markdown":
+        click.echo(render.markdown(report).rstrip("\n"))
+    elif fmt == "json":
+        click.echo(render.dump_json(document))
+    else:
+        click.echo(csv_text.rstrip("\n"))
+
+
+def explain_option(f):
+    return click.option("--explain", is_flag=True,
+                        help="Show each layer's formulas with the numbers substituted.")(f)
+
+
+def parse_position(ctx, param, value):
+    if value is None:
+        return None
+    parts = value.replace("x", ",").split(",")
+    if not all(p.strip().isdigit() for p in parts):
+        raise click.BadParameter(f"{value!r} is not positions like 3,5 (whole numbers ≥ 0, one "
+                                 f"per spatial dim)")
+    return tuple(int(p) for p in parts)
+
+
 @cli.command()
 @stack_arguments
 @format_option
-def shape(layers, files, input_shape, dtype, fmt):
+@explain_option
+def shape(layers, files, input_shape, dtype, fmt, explain):
     """Per-layer output shape, padding, receptive field, params, MACs, memory.
 
     \b
@@ -153,13 +182,44 @@ def shape(layers, files, input_shape, dtype, fmt):
     flatten linear:10; @NAME inserts a built-in model or a stack file.
     """
     from . import render
-    a = run_analysis(layers, files, input_shape, dtype)
-    if fmt == "table":
-        render.print_table(a, _console())
+    a = run_analysis(layers, files, input_shape, dtype, explain)
+    emit(fmt, render.shape_report(a), a.to_dict(), render.shape_csv(a))
+
+
+@cli.command()
+@stack_arguments
+@format_option
+@explain_option
+@click.option("--at", "at", metavar="POS", callback=parse_position,
+              help="An output position, one index per spatial dim (3,5): print the exact input "
+                   "region it depends on.")
+@click.option("--layer", type=click.IntRange(min=1), metavar="N",
+              help="With --at: a position of layer N's output instead of the last layer's.")
+def rf(layers, files, input_shape, dtype, fmt, explain, at, layer):
+    """Receptive field per layer: size r, effective stride S, effective padding P.
+
+    \b
+    Output position u sees input [u·S − P, u·S − P + r − 1]. With --at 3,5
+    the exact input region one output position depends on, clipped to the
+    input and unclipped, found by propagating index intervals backwards.
+    """
+    from . import render
+    from .analysis import region_at
+    a = run_analysis(layers, files, input_shape, dtype, explain)
+    if at is None:
+        if layer is not None:
+            raise click.UsageError("--layer goes with --at")
+        emit(fmt, render.rf_report(a), a.rf_dict(), render.rf_csv(a))
+        return
+    reg = region_at(a, at, layer)
+    report = render.Report(("",), [], summary=render.region_lines(a, reg),
+                           notes=render.rf_report(a).notes)
+    if fmt in ("table", "markdown"):
+        click.echo("\n".join(report.summary))
+        for title, notes in report.notes:
+            click.echo(f"\n{title}\n" + "\n".join(f"  {n}" for n in notes))
     else:
-        text = {"json": render.to_json, "csv": render.to_csv,
-                "markdown": render.to_markdown}[fmt](a)
-        click.echo(text.rstrip("\n"))
+        emit(fmt, report, reg.to_dict(), render.region_csv(reg))
 
 
 @cli.command()
@@ -169,20 +229,16 @@ def models(fmt):
     from . import render
     from .analysis import analyze
     from .language import builtin_models
-    headers = ("name", "description", "input", "layers", "params", "macs")
-    rows = []
+    entries = []
     for name, stack in builtin_models().items():
         a = analyze(stack.tokens, stack.input_shape)
-        shape_text = render.fmt_shape(stack.input_shape)
-        if fmt in ("table", "markdown"):
-            rows.append((f"@{name}", stack.description, shape_text, len(stack.tokens),
-                         f"{a.totals.params:,}", render.si(a.totals.macs)))
-        else:
-            rows.append((name, stack.description, list(stack.input_shape) if fmt == "json"
-                         else shape_text, len(stack.tokens), a.totals.params, a.totals.macs))
-    out = render.generic_table(headers, rows, fmt, _console() if fmt == "table" else None)
-    if out:
-        click.echo(out)
+        entries.append({"name": name, "description": stack.description,
+                        "input": list(stack.input_shape), "layers": len(stack.tokens),
+                        "params": a.totals.params, "macs": a.totals.macs})
+    csv_rows = [[e["name"], e["description"], render.fmt_shape(e["input"]), e["layers"],
+                 e["params"], e["macs"]] for e in entries]
+    emit(fmt, render.models_report(entries), entries,
+         render.csv_text(("name", "description", "input", "layers", "params", "macs"), csv_rows))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

@@ -74,6 +74,60 @@ def _join(vals) -> str:
     return "x".join(str(v) for v in vals)
 
 
+# --- formula text for --explain ------------------------------------------------
+
+DIM_NAMES = {1: ("x",), 2: ("y", "x"), 3: ("z", "y", "x")}
+
+
+def per_dim_lines(texts: Sequence[str]) -> List[str]:
+    """One line for all spatial dims when they agree, else one per dim."""
+    names = DIM_NAMES[len(texts)]
+    if len(set(texts)) == 1:
+        return [f"{', '.join(names)}: {texts[0]}"]
+    return [f"{name}: {t}" for name, t in zip(names, texts)]
+
+
+def _dot(vals) -> str:
+    return "·".join(str(v) for v in vals)
+
+
+def _signed(v: int) -> str:
+    return f"+ {v}" if v >= 0 else f"− {-v}"
+
+
+def padding_lines(p, sizes, ks, ss, ds, pairs) -> List[str]:
+    """How a padding mode became the (before, after) actually applied."""
+    if not isinstance(p, str):
+        return []
+    if p == "valid":
+        return ["p=valid: no padding"]
+    if p == "full":
+        return [f"p=full: {t}" for t in per_dim_lines(
+            [f"d·(k−1) = {d}·({k}−1) = {d * (k - 1)} on both sides" for k, d in zip(ks, ds)])]
+    odd = "end" if p == "same" else "start"
+    texts = []
+    for i, k, s, d, (b, a) in zip(sizes, ks, ss, ds, pairs):
+        texts.append(f"total = max((⌈i/s⌉−1)·s + d·(k−1) + 1 − i, 0) = "
+                     f"max((⌈{i}/{s}⌉−1)·{s} + {d}·({k}−1) + 1 − {i}, 0) = {b + a} "
+                     f"→ {b} before, {a} after")
+    return [f"p={p} (odd unit at the {odd}): {t}" for t in per_dim_lines(texts)]
+
+
+def conv_output_lines(sizes, ks, ss, ds, pairs, outs, ceil: bool = False) -> List[str]:
+    """o = ⌊(i + pb + pa − d·(k−1) − 1)/s⌋ + 1, with the numbers in."""
+    lo, hi = ("⌈", "⌉") if ceil else ("⌊", "⌋")
+    texts = []
+    for i, k, s, d, (b, a), o in zip(sizes, ks, ss, ds, pairs, outs):
+        raw = (i + b + a - d * (k - 1) - 1 + (s - 1 if ceil else 0)) // s + 1
+        text = (f"o = {lo}(i + pb + pa − d·(k−1) − 1)/s{hi} + 1 = "
+                f"{lo}({i} + {b} + {a} − {d}·({k}−1) − 1)/{s}{hi} + 1 = {raw}")
+        if raw != o:
+            text += (f"; (o−1)·s = {(raw - 1) * s} ≥ i + pb = {i + b}: the last window would "
+                     f"start in the right padding, so o = {o}")
+        texts.append(text)
+    return per_dim_lines(texts)
+
+
 class Layer:
     """Base: holds the spec; subclasses implement :meth:`steps`."""
 
@@ -88,6 +142,12 @@ class Layer:
 
     def steps(self, shape: Shape) -> List[Step]:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def explain(self, shape: Shape) -> List[List[str]]:
+        """Each step's formulas with this input's numbers substituted."""
+        return [[f"shape unchanged: {fmt_shape(st.output_shape)}"]
+                + ([] if st.allocates else ["in place: allocates nothing"])
+                for st in self.steps(shape)]
 
     # -- helpers shared by the spatial kinds ---------------------------------
 
@@ -183,6 +243,17 @@ def conv_step(shape: Shape, out: int, ks, ss, pairs: Pairs, ds, groups: int, bia
     return Step(shape, (N, out, *outs), pairs, params, 0, macs, windows=windows, part=part)
 
 
+def conv_lines(st: Step, ks, ss, ds, groups: int, bias: bool) -> List[str]:
+    N, C, sizes = st.input_shape[0], st.input_shape[1], st.input_shape[2:]
+    out, outs = st.output_shape[1], st.output_shape[2:]
+    lines = conv_output_lines(sizes, ks, ss, ds, st.padding, outs)
+    lines.append(f"params = Cout·(Cin/g)·∏k{' + Cout' if bias else ''} = "
+                 f"{out}·({C}/{groups})·{_dot(ks)}{f' + {out}' if bias else ''} = {st.params:,}")
+    lines.append(f"MACs = N·Cout·∏o·(Cin/g)·∏k = {N}·{out}·{_dot(outs)}·{C // groups}·{_dot(ks)} "
+                 f"= {st.macs:,}")
+    return lines
+
+
 class Conv(Layer):
     kind = "conv"
 
@@ -204,6 +275,12 @@ class Conv(Layer):
         sp = self.spec
         return [conv_step(shape, sp["out"], ks, ss, pairs, ds, sp["g"], sp["bias"], sp["pm"])]
 
+    def explain(self, shape):
+        ks, ss, ds, pairs = self.geometry(shape)
+        (st,) = self.steps(shape)
+        return [padding_lines(self.spec["p"], shape[2:], ks, ss, ds, pairs)
+                + conv_lines(st, ks, ss, ds, self.spec["g"], self.spec["bias"])]
+
 
 class SepConv(Conv):
     """Depthwise conv (groups = in channels, no bias, ``mult`` per channel),
@@ -223,6 +300,16 @@ class SepConv(Conv):
         pw = conv_step(dw.output_shape, sp["out"], (1,) * n, (1,) * n, ((0, 0),) * n, (1,) * n, 1,
                        sp["bias"], "zeros", "pointwise")
         return [dw, pw]
+
+    def explain(self, shape):
+        ks, ss, ds, pairs = self.geometry(shape)
+        dw, pw = self.steps(shape)
+        n = len(ks)
+        return [["depthwise: groups = in channels = " + str(shape[1])]
+                + padding_lines(self.spec["p"], shape[2:], ks, ss, ds, pairs)
+                + conv_lines(dw, ks, ss, ds, shape[1], False),
+                ["pointwise: a 1x1 conv"]
+                + conv_lines(pw, (1,) * n, (1,) * n, (1,) * n, 1, self.spec["bias"])]
 
 
 class TConv(Layer):
@@ -253,10 +340,11 @@ class TConv(Layer):
                 raise StackSyntaxError(f"output padding {op} must be smaller than stride {s} "
                                        f"or dilation {d}")
 
-    def steps(self, shape):
+    def geometry(self, shape):
+        """(k, s, d, crop pairs, output padding, minimum sizes, output sizes) per dim."""
         n = self.spatial(shape)
         sp = self.spec
-        N, C, sizes = shape[0], shape[1], shape[2:]
+        C, sizes = shape[1], shape[2:]
         ks, ss, ds = (self.per_dim(key, n) for key in ("k", "s", "d"))
         p = sp["p"]
         if isinstance(p, str):
@@ -281,12 +369,42 @@ class TConv(Layer):
         if min(outs) < 1:
             raise ShapeError(f"output size {_join(outs)} is less than 1 (input {_join(sizes)}, "
                              f"padding {_pad_text(pairs)})")
+        return ks, ss, ds, pairs, ops, lows, outs
+
+    def steps(self, shape):
+        ks, ss, ds, pairs, ops, lows, outs = self.geometry(shape)
+        sp = self.spec
+        N, C, sizes = shape[0], shape[1], shape[2:]
         out, g = sp["out"], sp["g"]
         params = C * (out // g) * _prod(ks) + (out if sp["bias"] else 0)
         macs = N * C * _prod(sizes) * (out // g) * _prod(ks)
         windows = tuple(Window("tconv", i, o, k, s, b, d)
                         for i, o, k, s, (b, _), d in zip(sizes, outs, ks, ss, pairs, ds))
         return [Step(shape, (N, out, *outs), pairs, params, 0, macs, windows=windows)]
+
+    def explain(self, shape):
+        ks, ss, ds, pairs, ops, lows, outs = self.geometry(shape)
+        (st,) = self.steps(shape)
+        sp = self.spec
+        N, C, sizes = shape[0], shape[1], shape[2:]
+        lines = []
+        if isinstance(sp["p"], str) and sp["p"] != "valid":
+            lines += [f"p={sp['p']}: crop {_pad_text(pairs)}, output padding {_join(ops)}"]
+        if sp["size"] is not None:
+            lines += per_dim_lines([f"size={t}: op = size − o_min = {t} − {lo} = {t - lo} "
+                                    f"(valid: 0 ≤ op < s = {s})"
+                                    for t, lo, s in zip(outs, lows, ss)])
+        lines += per_dim_lines([
+            f"o = (i−1)·s − pb − pa + d·(k−1) + op + 1 = ({i}−1)·{s} − {b} − {a} + {d}·({k}−1) "
+            f"+ {op} + 1 = {o}"
+            for i, s, (b, a), d, k, op, o in zip(sizes, ss, pairs, ds, ks, ops, outs)])
+        out, g = sp["out"], sp["g"]
+        bias = sp["bias"]
+        lines.append(f"params = Cin·(Cout/g)·∏k{' + Cout' if bias else ''} = "
+                     f"{C}·({out}/{g})·{_dot(ks)}{f' + {out}' if bias else ''} = {st.params:,}")
+        lines.append(f"MACs = N·Cin·∏i·(Cout/g)·∏k = {N}·{C}·{_dot(sizes)}·{out // g}·{_dot(ks)} "
+                     f"= {st.macs:,} (every input element meets every tap)")
+        return [lines]
 
     @staticmethod
     def _mode_padding(p, ks, ss, ds):
@@ -365,6 +483,15 @@ class Up(Layer):
                         for i, o, s in zip(sizes, outs, scales))
         return [Step(shape, (*shape[:2], *outs), windows=windows)]
 
+    def explain(self, shape):
+        (st,) = self.steps(shape)
+        sizes, outs = shape[2:], st.output_shape[2:]
+        if self.spec["size"] is not None:
+            return [per_dim_lines([f"o = size = {o}" for o in outs])]
+        scales = self.per_dim("scale", len(sizes))
+        return [per_dim_lines([f"o = ⌊i·scale⌋ = ⌊{i}·{s:g}⌋ = {o}"
+                               for i, s, o in zip(sizes, scales, outs)])]
+
 
 # ---------------------------------------------------------------------------
 # pools
@@ -388,10 +515,10 @@ class Pool(Layer):
             if 2 * max(b, a) > k:
                 raise error(f"padding {_pad_text(pairs)} is more than half the kernel {_join(ks)}")
 
-    def steps(self, shape):
+    def geometry(self, shape):
         n = self.spatial(shape)
         sp = self.spec
-        N, C, sizes = shape[0], shape[1], shape[2:]
+        sizes = shape[2:]
         ks = self.per_dim("k", n)
         ss = self.per_dim("s", n) if sp["s"] is not None else ks
         ds = self.per_dim("d", n) if sp["d"] is not None else (1,) * n
@@ -418,9 +545,19 @@ class Pool(Layer):
             raise ShapeError(f"output size {_join(outs)} is less than 1: the window "
                              f"{_join(d * (k - 1) + 1 for k, d in zip(ks, ds))} does not fit the "
                              f"padded input {_join(i + b + a for i, (b, a) in zip(sizes, pairs))}")
+        return ks, ss, ds, pairs, outs
+
+    def steps(self, shape):
+        ks, ss, ds, pairs, outs = self.geometry(shape)
         windows = tuple(Window("conv", i, o, k, s, b, d)
-                        for i, o, k, s, (b, _), d in zip(sizes, outs, ks, ss, pairs, ds))
-        return [Step(shape, (N, C, *outs), pairs, windows=windows)]
+                        for i, o, k, s, (b, _), d in zip(shape[2:], outs, ks, ss, pairs, ds))
+        return [Step(shape, (*shape[:2], *outs), pairs, windows=windows)]
+
+    def explain(self, shape):
+        ks, ss, ds, pairs, outs = self.geometry(shape)
+        lines = [] if self.spec["s"] is not None else [f"s = k = {_join(ks)} (the default)"]
+        return [lines + padding_lines(self.spec["p"], shape[2:], ks, ss, ds, pairs)
+                + conv_output_lines(shape[2:], ks, ss, ds, pairs, outs, self.spec["ceil"])]
 
 
 class MaxPool(Pool):
@@ -442,6 +579,11 @@ class AdaptivePool(Layer):
         windows = None if max(outs) == 1 else tuple(
             Window("area", i, o, ratio=Fraction(i, o)) for i, o in zip(shape[2:], outs))
         return [Step(shape, (*shape[:2], *outs), windows=windows)]
+
+    def explain(self, shape):
+        (st,) = self.steps(shape)
+        return [per_dim_lines([f"o = {o} (asked for); window j spans [⌊j·{i}/{o}⌋, "
+                               f"⌈(j+1)·{i}/{o}⌉)" for i, o in zip(shape[2:], st.output_shape[2:])])]
 
 
 class AdaptiveAvgPool(AdaptivePool):
@@ -469,6 +611,12 @@ class BatchNorm(Layer):
         C = shape[1]
         return [Step(shape, shape, params=2 * C if self.spec["affine"] else 0, buffers=2 * C)]
 
+    def explain(self, shape):
+        C = shape[1]
+        params = f"params = 2·C = 2·{C} = {2 * C} (weight, bias)" if self.spec["affine"] \
+            else "params = 0 (affine=false)"
+        return [[params, f"buffers = 2·C = {2 * C} (running mean, running var)"]]
+
 
 class Activation(Layer):
     kind = "act"
@@ -489,6 +637,10 @@ class Flatten(Layer):
     def steps(self, shape):
         return [Step(shape, (shape[0], _prod(shape[1:])), allocates=False, windows=None)]
 
+    def explain(self, shape):
+        return [[f"N x (C·∏spatial) = {shape[0]} x ({_dot(shape[1:])}) = {shape[0]}x"
+                 f"{_prod(shape[1:])}, a view: allocates nothing"]]
+
 
 class Linear(Layer):
     """``nn.Linear``: acts on the last dim, like PyTorch (flatten first for a classifier)."""
@@ -501,6 +653,14 @@ class Linear(Layer):
         rows = _prod(shape[:-1])
         return [Step(shape, (*shape[:-1], out), params=params, macs=rows * fin * out,
                      windows=None)]
+
+    def explain(self, shape):
+        (st,) = self.steps(shape)
+        fin, out, bias = shape[-1], self.spec["out"], self.spec["bias"]
+        return [[f"in = last dim = {fin}",
+                 f"params = in·out{' + out' if bias else ''} = {fin}·{out}"
+                 f"{f' + {out}' if bias else ''} = {st.params:,}",
+                 f"MACs = rows·in·out = {_prod(shape[:-1])}·{fin}·{out} = {st.macs:,}"]]
 
 
 LAYER_CLASSES: Dict[str, Type[Layer]] = {

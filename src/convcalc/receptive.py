@@ -273,3 +273,32 @@ def region(window_stack: Sequence[Sequence[Window]], at: Sequence[int], clip: bo
             new.append(box)
         boxes = new
     return boxes
+
+
+def _frac(v: Fraction) -> str:
+    return str(v.numerator) if v.denominator == 1 else f"{v.numerator}/{v.denominator}"
+
+
+def explain_step(before: PathState, windows: Optional[Sequence[Window]], after: PathState
+                 ) -> List[str]:
+    """The receptive-field recursion of one layer with its numbers."""
+    from .layers import per_dim_lines
+    if after.dims is None:
+        return ["receptive field: global (every output position mixes every input position)"
+                if before.dims is not None else "receptive field: global"]
+    if not windows:
+        return ["receptive field: unchanged"]
+    texts = []
+    for m0, m1, w in zip(before.dims, after.dims, windows):
+        r0, S0, P0 = m0.summary()
+        r, S, P = m1.summary()
+        if w.kind == "conv" and m0.T == 1 and S0.denominator == 1:
+            texts.append(f"r = r₀ + d·(k−1)·S₀ = {r0} + {w.dilation}·({w.k}−1)·{_frac(S0)} = {r}; "
+                         f"S = S₀·s = {_frac(S0)}·{w.stride} = {_frac(S)}; "
+                         f"P = P₀ + pb·S₀ = {_frac(P0)} + {w.pad}·{_frac(S0)} = {_frac(P)}")
+        else:
+            p, shift = period(w)
+            texts.append(f"S = S₀·{shift}/{p} = {_frac(S0)}·{shift}/{p} = {_frac(S)}; "
+                         f"over the {m1.T} phase{'s' if m1.T > 1 else ''} of the output: "
+                         f"largest r = {r}, P = {_frac(P)}")
+    return [f"receptive field {t}" for t in per_dim_lines(texts)]

@@ -1,23 +1,28 @@
-"""Analysis -> text: table (rich), JSON, CSV and Markdown, one function each.
+"""Results -> text: table (rich), JSON, CSV and Markdown.
 
-Human formats (table, Markdown) share :func:`human_rows`; machine formats
-(JSON, CSV) print exact integers.  rich is imported only to draw a table.
+Every command builds a :class:`Report` (headers, human rows, summary lines,
+explanations) for the human formats and a plain-data document for JSON;
+CSV prints exact values.  rich is imported only to draw a table.
 """
 from __future__ import annotations
 
 import csv
 import io
 import json
+from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
-from .analysis import MIB, Analysis, Row
+from .analysis import MIB, Analysis, Region, Row
+from .layers import DIM_NAMES
 from .receptive import ReceptiveField
 
 FORMATS = ("table", "json", "csv", "markdown")
-HEADERS = ("#", "layer", "output", "padding", "RF / stride", "params", "MACs", "memory")
-NUMERIC = {"params", "MACs", "memory"}
 
+
+# ---------------------------------------------------------------------------
+# values as text
+# ---------------------------------------------------------------------------
 
 def fmt_shape(shape: Sequence[int]) -> str:
     return "x".join(str(v) for v in shape)
@@ -65,27 +70,109 @@ def layer_label(row: Row) -> str:
     return f"{row.spec} ({row.part})" if row.part else row.spec
 
 
-def human_rows(a: Analysis) -> List[List[str]]:
-    return [[str(r.index), layer_label(r), fmt_shape(r.output_shape), fmt_padding(r.padding),
-             fmt_rf(r.receptive_field), f"{r.params:,}", si(r.macs), human_bytes(r.activation_bytes)]
-            for r in a.layers]
+def _exact_dims(vals) -> str:
+    return "x".join(fmt_fraction(Fraction(v)) for v in vals)
 
 
-def summary_lines(a: Analysis) -> List[str]:
-    """Totals, then torchsummary's four memory lines (MiB, as it prints them)."""
+# ---------------------------------------------------------------------------
+# reports
+# ---------------------------------------------------------------------------
+
+@dataclass
+class Report:
+    headers: Sequence[str]
+    rows: List[List[str]]
+    right: Sequence[str] = ()  # right-aligned columns
+    summary: List[str] = field(default_factory=list)
+    notes: List[Tuple[str, Sequence[str]]] = field(default_factory=list)  # --explain
+
+
+def _notes(a: Analysis) -> List[Tuple[str, Sequence[str]]]:
+    return [(f"{r.index} {layer_label(r)}", r.explain) for r in a.layers if r.explain]
+
+
+def shape_report(a: Analysis) -> Report:
+    rows = [[str(r.index), layer_label(r), fmt_shape(r.output_shape), fmt_padding(r.padding),
+             fmt_rf(r.receptive_field), f"{r.params:,}", si(r.macs),
+             human_bytes(r.activation_bytes)] for r in a.layers]
     t, m = a.totals, a.memory
-    return [
+    summary = [
         f"Input: {fmt_shape(a.input_shape)}  ->  output: {fmt_shape(a.output_shape)}",
-        f"Total params: {t.params:,} (trainable {t.trainable_params:,}; "
-        f"buffers {t.buffers:,})",
+        f"Total params: {t.params:,} (trainable {t.trainable_params:,}; buffers {t.buffers:,})",
         f"Total MACs: {t.macs:,} ({si(t.macs)}; FLOPs {si(t.flops)})",
-        f"Receptive field: {fmt_rf(a.receptive_field)} (size / effective stride)",
+        f"Receptive field: {_network_rf(a)}",
+        # torchsummary's four lines, in MiB as it prints them
         f"Input size (MB): {m.input_bytes / MIB:.2f}",
         f"Forward/backward pass size (MB): {m.forward_backward_bytes / MIB:.2f}",
         f"Params size (MB): {m.param_bytes / MIB:.2f}",
         f"Estimated Total Size (MB): {m.total_bytes / MIB:.2f}",
     ]
+    return Report(("#", "layer", "output", "padding", "RF / stride", "params", "MACs", "memory"),
+                  rows, ("#", "params", "MACs", "memory"), summary, _notes(a))
 
+
+def _network_rf(a: Analysis) -> str:
+    if a.receptive_field is not None:
+        return f"{fmt_rf(a.receptive_field)} (size / effective stride)"
+    last = next((r for r in reversed(a.layers) if r.receptive_field is not None), None)
+    if last is None:
+        return "global"
+    return (f"global; last before mixing: {fmt_rf(last.receptive_field)} at layer {last.index} "
+            f"({layer_label(last)})")
+
+
+def rf_report(a: Analysis) -> Report:
+    rows = []
+    for r in a.layers:
+        rf = r.receptive_field
+        cells = ["global", "", "", "", ""] if rf is None else [
+            fmt_dims(rf.size), fmt_dims(rf.stride, fmt_fraction),
+            fmt_dims(rf.padding, fmt_fraction), fmt_dims(rf.start, fmt_fraction),
+            fmt_dims(rf.center, fmt_fraction)]
+        rows.append([str(r.index), layer_label(r), fmt_shape(r.output_shape), *cells])
+    summary = [f"Receptive field: {_network_rf(a)}",
+               "Output position u sees input [u·S − P, u·S − P + r − 1]; start = −P is where "
+               "output 0's window begins, center its middle."]
+    if any(r.receptive_field and any(s.denominator > 1 for s in r.receptive_field.stride)
+           for r in a.layers):
+        summary.append("Where S is a fraction the window depends on the output position: r is "
+                       "the largest over positions and u·S − P the leftmost start; "
+                       "'rf --at' gives any position's exact region.")
+    return Report(("#", "layer", "output", "size r", "stride S", "padding P", "start", "center"),
+                  rows, ("#", "size r", "stride S", "padding P", "start", "center"), summary,
+                  _notes(a))
+
+
+def region_lines(a: Analysis, reg: Region) -> List[str]:
+    row = next(r for r in reversed(a.layers) if r.index == reg.index)
+    names = DIM_NAMES[len(reg.at)]
+    head = (f"Output position {','.join(map(str, reg.at))} of layer {reg.index} "
+            f"({layer_label(row)}, {fmt_shape(row.output_shape)}) depends on input "
+            f"{fmt_shape(a.input_shape)}:")
+    if reg.region is None:
+        return [head, "  no input position: it reads only padding"
+                + (f" (unclipped {_ranges(reg.unclipped, names)})" if reg.unclipped else "")]
+    lines = [head]
+    for name, (lo, hi), un in zip(names, reg.region, reg.unclipped or [None] * len(names)):
+        extra = "" if un is None or tuple(un) == (lo, hi) else f"   (unclipped {un[0]}..{un[1]})"
+        lines.append(f"  {name}: {lo}..{hi}  ({hi - lo + 1} positions){extra}")
+    return lines
+
+
+def _ranges(boxes, names) -> str:
+    return ", ".join(f"{n} {lo}..{hi}" for n, (lo, hi) in zip(names, boxes))
+
+
+def models_report(entries: Sequence[Dict]) -> Report:
+    rows = [[f"@{e['name']}", e["description"], fmt_shape(e["input"]), str(e["layers"]),
+             f"{e['params']:,}", si(e["macs"])] for e in entries]
+    return Report(("name", "description", "input", "layers", "params", "MACs"), rows,
+                  ("layers", "params", "MACs"))
+
+
+# ---------------------------------------------------------------------------
+# formats
+# ---------------------------------------------------------------------------
 
 def _flat(v) -> bool:
     """A list of numbers, or of lists of numbers: printed on one line."""
@@ -107,77 +194,77 @@ def dump_json(data, level: int = 0) -> str:
     return json.dumps(data, separators=(", ", ": "))
 
 
-def to_json(a: Analysis) -> str:
-    return dump_json(a.to_dict())
-
-
-CSV_COLUMNS = ("index", "kind", "spec", "part", "input_shape", "output_shape", "padding", "params",
-               "buffers", "macs", "flops", "activation_bytes", "rf_size", "rf_stride",
-               "rf_padding")
-
-
-def to_csv(a: Analysis) -> str:
+def csv_text(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(CSV_COLUMNS)
-    for r in a.layers:
-        rf = r.receptive_field
-        w.writerow([r.index, r.kind, r.spec, r.part or "", fmt_shape(r.input_shape),
-                    fmt_shape(r.output_shape), fmt_padding(r.padding, collapse=False), r.params,
-                    r.buffers, r.macs, r.flops, r.activation_bytes,
-                    "" if rf is None else "x".join(str(v) for v in rf.size),
-                    "" if rf is None else "x".join(fmt_fraction(v) for v in rf.stride),
-                    "" if rf is None else "x".join(fmt_fraction(v) for v in rf.padding)])
+    w.writerow(headers)
+    w.writerows(rows)
     return buf.getvalue()
 
 
-def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]],
-                   right: Sequence[bool]) -> str:
+def shape_csv(a: Analysis) -> str:
+    rows = []
+    for r in a.layers:
+        rf = r.receptive_field
+        rows.append([r.index, r.kind, r.spec, r.part or "", fmt_shape(r.input_shape),
+                     fmt_shape(r.output_shape), fmt_padding(r.padding, collapse=False), r.params,
+                     r.buffers, r.macs, r.flops, r.activation_bytes,
+                     *(("",) * 3 if rf is None else
+                       (_exact_dims(rf.size), _exact_dims(rf.stride), _exact_dims(rf.padding)))])
+    return csv_text(("index", "kind", "spec", "part", "input_shape", "output_shape", "padding",
+                     "params", "buffers", "macs", "flops", "activation_bytes", "rf_size",
+                     "rf_stride", "rf_padding"), rows)
+
+
+def rf_csv(a: Analysis) -> str:
+    rows = []
+    for r in a.layers:
+        rf = r.receptive_field
+        rows.append([r.index, r.kind, r.spec, r.part or "", fmt_shape(r.output_shape),
+                     *(("",) * 5 if rf is None else
+                       (_exact_dims(v) for v in (rf.size, rf.stride, rf.padding, rf.start,
+                                                 rf.center)))])
+    return csv_text(("index", "kind", "spec", "part", "output_shape", "rf_size", "rf_stride",
+                     "rf_padding", "rf_start", "rf_center"), rows)
+
+
+def region_csv(reg: Region) -> str:
+    rows = []
+    for dim, u in enumerate(reg.at):
+        lo, hi = reg.region[dim] if reg.region else ("", "")
+        ulo, uhi = reg.unclipped[dim] if reg.unclipped else ("", "")
+        rows.append([dim + 1, u, lo, hi, ulo, uhi])
+    return csv_text(("dim", "at", "start", "end", "unclipped_start", "unclipped_end"), rows)
+
+
+def markdown(report: Report) -> str:
     def esc(s: str) -> str:
         return s.replace("|", "\\|")
-    lines = ["| " + " | ".join(esc(h) for h in headers) + " |",
-             "|" + "|".join("---:" if r else "---" for r in right) + "|"]
-    lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
+    lines = ["| " + " | ".join(esc(h) for h in report.headers) + " |",
+             "|" + "|".join("---:" if h in report.right else "---" for h in report.headers) + "|"]
+    lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in report.rows]
+    if report.summary:
+        lines += [""] + [f"- {line}" for line in report.summary]
+    for title, notes in report.notes:
+        lines += ["", f"**{esc(title)}**", ""] + [f"- `{n}`" for n in notes]
+    return "\n".join(lines) + "\n"
 
 
-def to_markdown(a: Analysis) -> str:
-    table = markdown_table(HEADERS, human_rows(a), [h in NUMERIC or h == "#" for h in HEADERS])
-    return table + "\n\n" + "\n".join(f"- {line}" for line in summary_lines(a)) + "\n"
-
-
-def print_table(a: Analysis, console) -> None:
+def print_report(report: Report, console) -> None:
     from rich.table import Table
     table = Table(show_edge=False, header_style="bold", pad_edge=False)
-    for h in HEADERS:
-        table.add_column(h, justify="right" if h in NUMERIC or h == "#" else "left",
-                         overflow="fold", no_wrap=h != "layer")
-    for row in human_rows(a):
+    for h in report.headers:
+        table.add_column(h, justify="right" if h in report.right else "left",
+                         overflow="fold", no_wrap=h not in ("layer", "description"))
+    for row in report.rows:
         table.add_row(*row)
     console.print(table)
-    console.print()
-    for line in summary_lines(a):
+    if report.summary:
+        console.print()
+    for line in report.summary:
         console.print(line, highlight=False, markup=False)
-
-
-def generic_table(headers, rows, fmt: str, console=None) -> str:
-    """Any list of rows (models listing) in one of the four formats."""
-    if fmt == "json":
-        return dump_json([dict(zip(headers, r)) for r in rows])
-    texts = [[str(c) for c in r] for r in rows]
-    if fmt == "csv":
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(headers)
-        w.writerows(texts)
-        return buf.getvalue().rstrip("\n")
-    if fmt == "markdown":
-        return markdown_table(headers, texts, [False] * len(headers))
-    from rich.table import Table
-    table = Table(show_edge=False, header_style="bold", pad_edge=False)
-    for h in headers:
-        table.add_column(h)
-    for r in texts:
-        table.add_row(*r)
-    console.print(table)
-    return ""
+    for title, notes in report.notes:
+        console.print()
+        console.print(title, style="bold", highlight=False, markup=False)
+        for line in notes:
+            console.print("  " + line, highlight=False, markup=False)
