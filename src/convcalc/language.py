@@ -37,8 +37,12 @@ MAX_INT = 10 ** 12
 # value readers: text -> value, or StackSyntaxError with what was expected
 # ---------------------------------------------------------------------------
 
+_FLOAT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+MAX_DIMS = 3  # spatial dims convcalc handles
+
+
 def _int(text: str, lo: int) -> int:
-    if not re.fullmatch(r"[+-]?\d+", text):
+    if not re.fullmatch(r"[+-]?[0-9]+", text):
         raise StackSyntaxError(f"expected a whole number, got {text!r}")
     v = int(text)
     if v < lo:
@@ -49,12 +53,11 @@ def _int(text: str, lo: int) -> int:
 
 
 def _float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise StackSyntaxError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(v) or "_" in text:
+    if not _FLOAT.fullmatch(text):
         raise StackSyntaxError(f"expected a finite number, got {text!r}")
+    v = float(text)
+    if not math.isfinite(v):
+        raise StackSyntaxError(f"expected a finite number, got {text!r} (too large)")
     return v
 
 
@@ -62,6 +65,9 @@ def _dims(text: str) -> List[str]:
     parts = text.split("x")
     if any(p == "" for p in parts):
         raise StackSyntaxError(f"expected values joined by 'x' (like 3x5), got {text!r}")
+    if len(parts) > MAX_DIMS:
+        raise StackSyntaxError(f"{text!r} has {len(parts)} values; at most {MAX_DIMS}, one per "
+                               f"spatial dim")
     return parts
 
 
@@ -267,8 +273,10 @@ def parse_token(text: str, index: int) -> LayerSpec:
 
 
 def _parse_token(text: str, index: int) -> LayerSpec:
-    if text != text.strip() or not text:
-        raise StackSyntaxError("empty token" if not text.strip() else "token has surrounding spaces")
+    if not text.strip():
+        raise StackSyntaxError("empty token")
+    if any(c.isspace() for c in text):
+        raise StackSyntaxError("a token has no spaces inside (write conv:8,k=3)")
     name, sep, rest = text.partition(":")
     fixed: Mapping[str, object] = {}
     if name in ALIASES:
@@ -289,12 +297,18 @@ def _parse_token(text: str, index: int) -> LayerSpec:
             raise StackSyntaxError("empty argument (two commas, or a comma at the end)")
         key, eq, value = item.partition("=")
         if not eq:
-            if pos == 0 and syntax.positional and not _looks_like_key(item, syntax):
-                key, value = syntax.positional, item
-            elif _looks_like_key(item, syntax):
+            positional = syntax.positional if syntax.positional not in fixed else None
+            word = KEY_ALIASES.get(item, item)
+            if _looks_like_key(item, syntax):
                 value = "true"
+            elif pos == 0 and positional:
+                key, value = positional, item
+            elif word in syntax.keys and word not in fixed:
+                raise StackSyntaxError(f"{word} needs a value: {word}=...")
             elif pos == 0:
                 raise StackSyntaxError(f"{name} takes no positional argument, got {item!r}")
+            elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", item):
+                raise StackSyntaxError(_unknown_key(item, name, syntax, fixed))
             else:
                 raise StackSyntaxError(f"only the first argument may be positional; "
                                        f"write key=value for {item!r}")
@@ -352,7 +366,7 @@ def parse_shape(shape) -> Tuple[int, ...]:
         text = shape
         t = shape.strip().replace(",", "x").replace("×", "x")
         parts = t.split("x")
-        if not t or any(not re.fullmatch(r"\d+", p) for p in parts):
+        if not t or any(not re.fullmatch(r"[0-9]+", p) for p in parts):
             raise StackSyntaxError(f"input shape {text!r} is not whole numbers joined by 'x' "
                                    f"(like 1x3x224x224)")
         dims = tuple(int(p) for p in parts)

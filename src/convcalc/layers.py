@@ -19,7 +19,7 @@ from fractions import Fraction
 from typing import Dict, List, Optional, Sequence, Tuple, Type
 
 from .errors import ShapeError, StackSyntaxError
-from .language import LayerSpec
+from .language import MAX_INT, LayerSpec
 
 Shape = Tuple[int, ...]
 Pairs = Tuple[Tuple[int, int], ...]
@@ -45,6 +45,8 @@ class Window:
     dilation: int = 1
     ratio: Fraction = Fraction(1)
     align_corners: bool = False
+    scale_factor: Optional[float] = None  # as given (PyTorch computes with 1/it in float32)
+    copy: bool = False  # PyTorch's kernel copies or halves instead of computing indices
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,10 @@ class Layer:
 
     def __init__(self, spec: LayerSpec):
         self.spec = spec
+        lengths = {len(v) for v in spec.args.values() if isinstance(v, tuple) and len(v) > 1}
+        if len(lengths) > 1:
+            raise StackSyntaxError(f"per-dim values disagree on the number of dims "
+                                   f"({' vs '.join(map(str, sorted(lengths)))})")
         self.check()
 
     def check(self) -> None:
@@ -168,16 +174,15 @@ class Layer:
                              f"dim{'s' if n != 1 else ''}")
         return tuple(v)
 
-    def static_per_dim(self, *keys: str) -> Optional[List[tuple]]:
-        """The keys' values broadcast to a common length, or None if they disagree.
+    def static_per_dim(self, *keys: str) -> List[tuple]:
+        """The keys' values broadcast to a common length (checked in __init__),
+        so :meth:`check` can test rules between keys before the rank is known."""
+        return _broadcast(*(self.spec[k] for k in keys))
 
-        Lets :meth:`check` test rules between keys before the rank is known.
-        """
-        vals = [self.spec[k] for k in keys]
-        n = max(len(v) for v in vals)
-        if any(len(v) not in (1, n) for v in vals):
-            return None
-        return [tuple(v) * n if len(v) == 1 else tuple(v) for v in vals]
+
+def _broadcast(*vals) -> List[tuple]:
+    n = max(len(v) for v in vals)
+    return [tuple(v) * n if len(v) == 1 else tuple(v) for v in vals]
 
 
 # ---------------------------------------------------------------------------
@@ -329,9 +334,7 @@ class TConv(Layer):
         if sp["op"] is not None and sp["p"] in ("same", "same_lower"):
             raise StackSyntaxError(f"p={sp['p']} already sets the output to input·stride; drop op")
         if sp["op"] is not None:
-            vals = self.static_per_dim("op", "s", "d")
-            if vals is not None:
-                self._check_op(*vals)
+            self._check_op(*self.static_per_dim("op", "s", "d"))
 
     @staticmethod
     def _check_op(ops, ss, ds):
@@ -433,18 +436,28 @@ class TConv(Layer):
 INTERPOLATING = {"linear": 1, "bilinear": 2, "bicubic": 2, "trilinear": 3}
 
 
-def resample_ratio(i: int, o: int, scale: Optional[float], mode: str, align_corners: bool
-                   ) -> Fraction:
-    """Input positions per output position, as PyTorch's kernels compute it.
+def resample_window(mode: str, i: int, o: int, scale: Optional[float], align_corners: bool,
+                    n_spatial: int) -> Window:
+    """How an upsample reads one dim, with PyTorch's kernel shortcuts.
 
-    A given scale factor is used as 1/scale (not i/o) except by ``area``,
-    which is an adaptive average pool to the output size.
+    ``ratio`` is the input positions per output position: 1/scale_factor when
+    a scale is given (PyTorch uses it as such, not i/o) except for ``area``
+    (an adaptive average pool to the output size), (i−1)/(o−1) with
+    align_corners, else i/o.  PyTorch's linear kernels copy a dim whose size
+    is unchanged, and its 2-D nearest kernel copies an unchanged dim and maps
+    o to ⌊o/2⌋ when the size exactly doubles, whatever the scale says.
     """
+    if (mode in INTERPOLATING and mode != "bicubic" and o == i) or \
+            (mode == "nearest" and n_spatial == 2 and o in (i, 2 * i)):
+        return Window(mode, i, o, ratio=Fraction(i, o), copy=True)
     if align_corners:
-        return Fraction(i - 1, o - 1) if o > 1 else Fraction(0)
-    if scale is not None and mode != "area":
-        return 1 / Fraction(repr(scale))
-    return Fraction(i, o)
+        ratio = Fraction(i - 1, o - 1) if o > 1 else Fraction(0)
+    elif scale is not None and mode != "area":
+        ratio = 1 / Fraction(repr(scale))
+    else:
+        ratio = Fraction(i, o)
+    return Window(mode, i, o, ratio=ratio, align_corners=align_corners,
+                  scale_factor=None if mode == "area" else scale)
 
 
 class Up(Layer):
@@ -474,12 +487,15 @@ class Up(Layer):
         else:
             scales = self.per_dim("scale", n)
             # PyTorch: ⌊i·scale⌋ in float arithmetic (25·1.16 = 28.999… → 28)
-            outs = tuple(math.floor(float(i) * s) for i, s in zip(sizes, scales))
+            exact = [float(i) * s for i, s in zip(sizes, scales)]
+            if max(exact) > MAX_INT:
+                raise ShapeError(f"output size {_join(f'{v:.3g}' for v in exact)} is larger "
+                                 f"than {MAX_INT:.0e}")
+            outs = tuple(math.floor(v) for v in exact)
             if min(outs) < 1:
                 raise ShapeError(f"output size {_join(outs)} = ⌊{_join(sizes)} · "
                                  f"{_join(f'{s:g}' for s in scales)}⌋ is less than 1")
-        windows = tuple(Window(mode, i, o, ratio=resample_ratio(i, o, s, mode, sp["align_corners"]),
-                               align_corners=sp["align_corners"])
+        windows = tuple(resample_window(mode, i, o, s, sp["align_corners"], n)
                         for i, o, s in zip(sizes, outs, scales))
         return [Step(shape, (*shape[:2], *outs), windows=windows)]
 
@@ -503,9 +519,14 @@ class Pool(Layer):
     def check(self):
         p = self.spec["p"]
         if not isinstance(p, str):
-            vals = self.static_per_dim("p", "k")
-            if vals is not None:
-                self._check_pad(*vals)
+            self._check_pad(*self.static_per_dim("p", "k"))
+            return
+        # full, and same at stride 1, pad d·(k−1) in total whatever the input
+        sp = self.spec
+        ks, ss, ds = _broadcast(sp["k"], sp["s"] or sp["k"], sp["d"] or (1,))
+        if p == "full" or (p != "valid" and all(s == 1 for s in ss)):
+            n = len(ks)
+            self._check_pad(resolve_padding(p, (1,) * n, ks, (1,) * n, ds), ks)
 
     @staticmethod
     def _check_pad(pairs, ks, error=StackSyntaxError):

@@ -25,6 +25,7 @@ leftmost start; ``rf --at`` gives the exact region of any single position.
 from __future__ import annotations
 
 import math
+import struct
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import List, Optional, Sequence, Tuple
@@ -96,26 +97,57 @@ def _floor(v: Fraction) -> int:
     return v.numerator // v.denominator
 
 
+def _f32(v: float) -> float:
+    """v rounded to float32, as PyTorch's kernels compute source indices."""
+    return struct.unpack("f", struct.pack("f", v))[0]
+
+
 def _resample_taps(w: Window, o: int, clip: bool) -> Interval:
-    last = w.in_size - 1
-    r = w.ratio
     if w.kind == "area":  # adaptive pooling window [⌊o·i/out⌋, ⌈(o+1)·i/out⌉)
-        return _floor(o * r), -_floor(-(o + 1) * r) - 1
+        return _floor(o * w.ratio), -_floor(-(o + 1) * w.ratio) - 1
+    if clip and not w.copy:
+        return _torch_taps(w, o)
+    r = w.ratio
     if w.kind in ("nearest", "nearest-exact"):
         src = _floor((o + Fraction(1, 2)) * r if w.kind == "nearest-exact" else o * r)
-        return (min(src, last),) * 2 if clip else (src, src)
-    # linear family and bicubic: PyTorch's area_pixel_compute_source_index
+        return src, src
     src = o * r if w.align_corners else (o + Fraction(1, 2)) * r - Fraction(1, 2)
-    cubic = w.kind == "bicubic"
-    if clip and not cubic and src < 0:
-        src = Fraction(0)
     i0 = _floor(src)
     if src == i0:  # the other taps have weight exactly 0
-        return (min(max(i0, 0), last),) * 2 if clip else (i0, i0)
-    lo, hi = (i0 - 1, i0 + 2) if cubic else (i0, i0 + 1)
-    if clip:  # PyTorch clamps the taps' indices to the input
-        lo, hi = min(max(lo, 0), last), min(max(hi, 0), last)
-    return lo, hi
+        return i0, i0
+    return (i0 - 1, i0 + 2) if w.kind == "bicubic" else (i0, i0 + 1)
+
+
+def _torch_taps(w: Window, o: int) -> Interval:
+    """The taps PyTorch's CPU kernels read for float32, with a nonzero weight
+    (the index arithmetic of :mod:`convcalc.ops`, in float32)."""
+    last = w.in_size - 1
+    if w.align_corners:
+        scale = _f32((w.in_size - 1) / (w.out_size - 1)) if w.out_size > 1 else 0.0
+    elif w.scale_factor is not None:
+        scale = _f32(1.0 / w.scale_factor)
+    else:
+        scale = _f32(_f32(w.in_size) / _f32(w.out_size))
+    dst = _f32(o)
+    if w.kind == "nearest":
+        src = min(math.floor(_f32(scale * dst)), last)
+        return src, src
+    if w.kind == "nearest-exact":
+        src = _f32(max(_f32(scale * (o + 0.5) - 0.5), 0.0) + 0.5)
+        src = min(math.floor(src), last)
+        return src, src
+    src = _f32(scale * dst) if w.align_corners else \
+        _f32(_f32(scale * _f32(dst + 0.5)) - 0.5)
+    if w.kind == "bicubic":
+        i0 = math.floor(src)
+        if _f32(src - i0) == 0:
+            return (min(max(i0, 0), last),) * 2
+        return min(max(i0 - 1, 0), last), min(max(i0 + 2, 0), last)
+    src = max(src, 0.0)
+    i0 = min(math.floor(src), last)
+    if i0 == last or _f32(src - i0) <= 0:
+        return i0, i0
+    return i0, i0 + 1
 
 
 def interval_taps(w: Window, a: int, b: int, clip: bool) -> Interval:
