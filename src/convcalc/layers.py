@@ -47,6 +47,7 @@ class Window:
     align_corners: bool = False
     scale_factor: Optional[float] = None  # as given (PyTorch computes with 1/it in float32)
     copy: bool = False  # PyTorch's kernel copies or halves instead of computing indices
+    padding_mode: str = "zeros"  # reflect/replicate/circular padding copies real positions
 
 
 @dataclass(frozen=True)
@@ -243,7 +244,7 @@ def conv_step(shape: Shape, out: int, ks, ss, pairs: Pairs, ds, groups: int, bia
         outs.append((i + b + a - eff) // s + 1)
     params = out * (C // groups) * _prod(ks) + (out if bias else 0)
     macs = N * out * _prod(outs) * (C // groups) * _prod(ks)
-    windows = tuple(Window("conv", i, o, k, s, b, d)
+    windows = tuple(Window("conv", i, o, k, s, b, d, padding_mode=pm)
                     for i, o, k, s, (b, _), d in zip(sizes, outs, ks, ss, pairs, ds))
     return Step(shape, (N, out, *outs), pairs, params, 0, macs, windows=windows, part=part)
 

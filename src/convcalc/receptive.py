@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import List, Optional, Sequence, Tuple
 
+from .errors import ShapeError
 from .layers import Window
 
 Interval = Optional[Tuple[int, int]]  # inclusive; None: no input position at all
@@ -66,11 +67,38 @@ def _conv_taps(w: Window, o: int, clip: bool) -> Interval:
     last = w.k - 1
     if not clip:
         return start, start + w.dilation * last
+    if w.padding_mode != "zeros":
+        ts = conv_tap_set(w, o)
+        return (min(ts), max(ts)) if ts else None
     j0 = max(0, -(-(-start) // w.dilation))       # first tap at or right of 0
     j1 = min(last, (w.in_size - 1 - start) // w.dilation)  # last tap left of the end
     if j0 > j1:
         return None  # the window lies in the padding
     return start + j0 * w.dilation, start + j1 * w.dilation
+
+
+def _padded_source(t: int, n: int, mode: str) -> Optional[int]:
+    """The real position a padding position copies (F.pad's modes), None for zeros."""
+    if mode == "reflect":
+        return -t if t < 0 else 2 * (n - 1) - t
+    if mode == "replicate":
+        return 0 if t < 0 else n - 1
+    if mode == "circular":
+        return t % n
+    return None
+
+
+def conv_tap_set(w: Window, o: int):
+    """The real input positions a conv or pool output reads (padding modes included)."""
+    start, d, n = o * w.stride - w.pad, w.dilation, w.in_size
+    j0 = max(0, -(-(-start) // d))
+    j1 = min(w.k - 1, (n - 1 - start) // d)
+    inside = range(start + j0 * d, start + j1 * d + 1, d) if j0 <= j1 else range(0)
+    if w.padding_mode == "zeros":
+        return inside
+    outside = [start + j * d for j in range(0, min(j0, w.k))] + \
+              [start + j * d for j in range(max(j1 + 1, 0), w.k)]
+    return set(inside) | {_padded_source(t, n, w.padding_mode) for t in outside}
 
 
 def _tconv_taps(w: Window, o: int, clip: bool) -> Interval:
@@ -150,34 +178,35 @@ def _torch_taps(w: Window, o: int) -> Interval:
     return i0, i0 + 1
 
 
-def interval_taps(w: Window, a: int, b: int, clip: bool) -> Interval:
-    """Bounding box of the input positions read by outputs a..b.
+def tap_set(w: Window, o: int, clip: bool = True):
+    """Every input position output ``o`` reads (clipped: real positions with a
+    nonzero weight, what an impulse response shows), as a range or a set."""
+    if w.kind == "conv":
+        if clip:
+            return conv_tap_set(w, o)
+        start = o * w.stride - w.pad
+        return range(start, start + w.dilation * (w.k - 1) + 1, w.dilation)
+    box = taps(w, o, clip)
+    if box is None:
+        return range(0)
+    if w.kind == "tconv":
+        # the taps j that hit an input step by s/g, so the inputs step by d/g
+        return range(box[0], box[1] + 1, w.dilation // math.gcd(w.dilation, w.stride))
+    return range(box[0], box[1] + 1)  # resampling reads contiguous positions
 
-    Taps move right by ``shift`` every ``period`` outputs, so the leftmost
-    tap is among the first ``period`` nonempty outputs from a, the rightmost
-    among the last ``period`` from b.
-    """
-    p, _ = period(w)
-    lo = hi = None
-    seen = 0
-    for o in range(a, b + 1):
-        t = taps(w, o, clip)
-        if t is not None:
-            lo = t[0] if lo is None else min(lo, t[0])
-            seen += 1
-        if seen >= p:
-            break
-    if lo is None:
-        return None
-    seen = 0
-    for o in range(b, a - 1, -1):
-        t = taps(w, o, clip)
-        if t is not None:
-            hi = t[1] if hi is None else max(hi, t[1])
-            seen += 1
-        if seen >= p:
-            break
-    return lo, hi
+
+def forward_set(w: Window, sources) -> List[int]:
+    """The output positions that read any of ``sources`` (an impulse's spread)."""
+    src = set(sources)
+    hit = []
+    for o in range(w.out_size):
+        ts = tap_set(w, o)
+        if isinstance(ts, range) and len(ts) > len(src):
+            if any(x in ts for x in src):
+                hit.append(o)
+        elif any(x in src for x in ts):
+            hit.append(o)
+    return hit
 
 
 # ---------------------------------------------------------------------------
@@ -241,11 +270,20 @@ class _DimMap:
         T = min(T, MAX_PERIOD)
         lo, hi = [], []
         for t in range(T):
-            own = taps(w, t, clip=False)
-            box = None if own is None else self.over(*own)
+            box = self.union(tap_set(w, t, clip=False))
             lo.append(None if box is None else box[0])
             hi.append(None if box is None else box[1])
         return _DimMap(stride, tuple(lo), tuple(hi))
+
+    def union(self, positions) -> Interval:
+        """Bounding box of what the given positions read: the extremes of their
+        boxes (exact, as the box of a union is the extremes of the boxes)."""
+        if isinstance(positions, range) and positions.step == 1 and len(positions) > 2 * self.T:
+            return self.over(positions.start, positions.stop - 1) if positions else None
+        boxes = [b for b in map(self.at, positions) if b is not None]
+        if not boxes:
+            return None
+        return min(b[0] for b in boxes), max(b[1] for b in boxes)
 
     def summary(self) -> Tuple[int, Fraction, Fraction]:
         """(r, S, P) over one period."""
@@ -285,26 +323,35 @@ class PathState:
                               tuple(p for _, _, p in parts))
 
 
+# enumerating more positions than this for one --at query is refused
+MAX_REGION_POSITIONS = 10 ** 7
+
+
 def region(window_stack: Sequence[Sequence[Window]], at: Sequence[int], clip: bool
            ) -> Optional[List[Tuple[int, int]]]:
-    """The input positions output position ``at`` depends on, per dim.
+    """Bounding box, per dim, of the input positions output ``at`` depends on.
 
-    Propagates the index interval backwards through every layer's windows
-    (clipped: real input positions only, at every layer).  None when the
+    The exact set of positions is carried backwards through every layer (a
+    box would take in positions in the holes a dilation or a stride leaves,
+    and those may read inputs the true set does not).  None when the
     position depends on no input position (it reads only padding).
     """
-    boxes = [(u, u) for u in at]
+    sets = [{u} for u in at]
     for windows in reversed(window_stack):
         if not windows:
             continue
         new = []
-        for (a, b), w in zip(boxes, windows):
-            box = interval_taps(w, a, b, clip)
-            if box is None:
+        for positions, w in zip(sets, windows):
+            reached = set()
+            for o in positions:
+                reached.update(tap_set(w, o, clip))
+                if len(reached) > MAX_REGION_POSITIONS:
+                    raise ShapeError(f"--at: the region has over {MAX_REGION_POSITIONS:,} positions per dim; too many to enumerate")
+            if not reached:
                 return None
-            new.append(box)
-        boxes = new
-    return boxes
+            new.append(reached)
+        sets = new
+    return [(min(p), max(p)) for p in sets]
 
 
 def _frac(v: Fraction) -> str:
