@@ -159,6 +159,45 @@ def explain_option(f):
                         help="Show each layer's formulas with the numbers substituted.")(f)
 
 
+def quantity(ctx, param, value):
+    from .language import parse_quantity
+    try:
+        return parse_quantity(value)
+    except ConvcalcError as e:
+        raise click.BadParameter(e.reason) from None
+
+
+def verify_options(f):
+    f = click.option("--seed", type=int, default=0, show_default=True,
+                     help="Seed of the random data --verify runs on.")(f)
+    f = click.option("--max-memory", default="2GiB", show_default=True, callback=quantity,
+                     metavar="SIZE",
+                     help="Refuse to --verify when the run would need more than this "
+                          "(2GiB, 500M).")(f)
+    return click.option("--verify", is_flag=True,
+                        help="Run the real ops on NumPy data and confirm every shape, parameter "
+                             "tensor and receptive field.")(f)
+
+
+def run_verify(a, seed, max_memory):
+    from .verify import verify
+    return verify(a, seed, max_memory)
+
+
+def report_verify(v, fmt) -> None:
+    """A line saying what was confirmed (table, markdown); exit 1 on any disagreement."""
+    if fmt in ("table", "markdown"):
+        mark = {True: "ok", False: "FAILED"}
+        click.echo(f"\nVerified on NumPy in {v.seconds:.2f} s: shapes {mark[v.shapes]} "
+                   f"({v.layers} layers) · params {mark[v.params]} ({v.tensors} tensors) · "
+                   f"receptive field {mark[v.receptive_field]} (impulses from {v.impulses} "
+                   f"input positions through {v.rf_layers} layers)")
+    for line in v.failures:
+        click.echo(f"Error: verify: {line}", err=True)
+    if not v.ok:
+        raise click.exceptions.Exit(1)
+
+
 def parse_position(ctx, param, value):
     if value is None:
         return None
@@ -173,7 +212,8 @@ def parse_position(ctx, param, value):
 @stack_arguments
 @format_option
 @explain_option
-def shape(layers, files, input_shape, dtype, fmt, explain):
+@verify_options
+def shape(layers, files, input_shape, dtype, fmt, explain, verify, seed, max_memory):
     """Per-layer output shape, padding, receptive field, params, MACs, memory.
 
     \b
@@ -183,7 +223,13 @@ def shape(layers, files, input_shape, dtype, fmt, explain):
     """
     from . import render
     a = run_analysis(layers, files, input_shape, dtype, explain)
-    emit(fmt, render.shape_report(a), a.to_dict(), render.shape_csv(a))
+    v = run_verify(a, seed, max_memory) if verify else None
+    doc = a.to_dict()
+    if v is not None:
+        doc["verify"] = v.to_dict()
+    emit(fmt, render.shape_report(a), doc, render.shape_csv(a))
+    if v is not None:
+        report_verify(v, fmt)
 
 
 @cli.command()
@@ -195,7 +241,8 @@ def shape(layers, files, input_shape, dtype, fmt, explain):
                    "region it depends on.")
 @click.option("--layer", type=click.IntRange(min=1), metavar="N",
               help="With --at: a position of layer N's output instead of the last layer's.")
-def rf(layers, files, input_shape, dtype, fmt, explain, at, layer):
+@verify_options
+def rf(layers, files, input_shape, dtype, fmt, explain, at, layer, verify, seed, max_memory):
     """Receptive field per layer: size r, effective stride S, effective padding P.
 
     \b
@@ -206,10 +253,16 @@ def rf(layers, files, input_shape, dtype, fmt, explain, at, layer):
     from . import render
     from .analysis import region_at
     a = run_analysis(layers, files, input_shape, dtype, explain)
+    v = run_verify(a, seed, max_memory) if verify else None
     if at is None:
         if layer is not None:
             raise click.UsageError("--layer goes with --at")
-        emit(fmt, render.rf_report(a), a.rf_dict(), render.rf_csv(a))
+        doc = a.rf_dict()
+        if v is not None:
+            doc["verify"] = v.to_dict()
+        emit(fmt, render.rf_report(a), doc, render.rf_csv(a))
+        if v is not None:
+            report_verify(v, fmt)
         return
     reg = region_at(a, at, layer)
     report = render.Report(("",), [], summary=render.region_lines(a, reg),
@@ -219,7 +272,12 @@ def rf(layers, files, input_shape, dtype, fmt, explain, at, layer):
         for title, notes in report.notes:
             click.echo(f"\n{title}\n" + "\n".join(f"  {n}" for n in notes))
     else:
-        emit(fmt, report, reg.to_dict(), render.region_csv(reg))
+        doc = reg.to_dict()
+        if v is not None:
+            doc["verify"] = v.to_dict()
+        emit(fmt, report, doc, render.region_csv(reg))
+    if v is not None:
+        report_verify(v, fmt)
 
 
 @cli.command()

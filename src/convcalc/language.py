@@ -422,6 +422,20 @@ def split_stack_text(text: str, source: str = "stack") -> StackText:
     return StackText(tuple(tokens), shape, description)
 
 
+_SI = {"": 1, "K": 10 ** 3, "M": 10 ** 6, "G": 10 ** 9, "T": 10 ** 12,
+       "KI": 2 ** 10, "MI": 2 ** 20, "GI": 2 ** 30, "TI": 2 ** 40}
+
+
+def parse_quantity(text: str) -> int:
+    """``25M`` -> 25,000,000; ``4.1G``; ``2GiB`` -> 2·1024³; a trailing B is ignored."""
+    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([kKmMgGtT]i?)?[bB]?\s*", text)
+    if not m:
+        raise StackSyntaxError(f"{text!r} is not a number with an optional SI suffix "
+                               f"(25M, 4.1G, 2GiB)")
+    unit = (m.group(2) or "").upper()
+    return round(float(m.group(1)) * _SI[unit])
+
+
 def builtin_models() -> Dict[str, StackText]:
     """The stacks shipped in ``convcalc/models``, by name."""
     out = {}

@@ -1,0 +1,288 @@
+"""``--verify``: run the real ops on NumPy and confirm what the analysis says.
+
+Three checks, layer by layer:
+
+* **shapes** -- the stack runs on seeded random data through
+  :mod:`convcalc.ops` (PyTorch's ops, re-implemented on NumPy) and every
+  output shape must equal the analysis row's;
+* **params** -- the weight, bias and affine tensors the ops are given are
+  built from the layer's definition, and their sizes must add up to the
+  row's params;
+* **receptive field** -- an impulse response: a one-channel input that is 0
+  everywhere but one position runs through every layer with all weights 1
+  (positive: nothing cancels), and the set of output positions that become
+  nonzero must equal the set the analysis' exact index maps predict.
+  Position-wise layers (norms, activations, dropout) cannot move an impulse,
+  so the mask passes them unchanged.
+
+numpy is imported here and nowhere else the CLI loads without ``--verify``.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+from . import receptive
+from .analysis import Analysis, Row
+from .errors import ShapeError
+from .language import parse_token
+from .layers import Layer, build
+
+DEFAULT_MAX_MEMORY = 2 * 1024 ** 3
+
+
+@dataclass
+class Verification:
+    shapes: bool = True
+    params: bool = True
+    receptive_field: bool = True
+    seconds: float = 0.0
+    layers: int = 0  # rows run
+    tensors: int = 0  # parameter tensors built
+    impulses: int = 0  # impulse positions traced
+    rf_layers: int = 0  # rows whose impulse response was compared
+    failures: List[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.shapes and self.params and self.receptive_field
+
+    def to_dict(self) -> dict:
+        d = {"shapes": self.shapes, "params": self.params,
+             "receptive_field": self.receptive_field, "seconds": round(self.seconds, 3)}
+        if self.failures:
+            d["failures"] = list(self.failures)
+        return d
+
+    def fail(self, what: str, row: Row, message: str) -> None:
+        setattr(self, what, False)
+        self.failures.append(f"layer {row.index} ({row.spec}{f', {row.part}' if row.part else ''})"
+                             f": {message}")
+
+
+# ---------------------------------------------------------------------------
+# memory guard
+# ---------------------------------------------------------------------------
+
+def _prod(vals) -> int:
+    return math.prod(int(v) for v in vals)
+
+
+def peak_bytes(a: Analysis) -> int:
+    """A generous estimate of the most memory one layer's run holds at once.
+
+    Input, output and parameters of the layer, plus a convolution's im2col
+    buffer (Cin·∏k rows, N·∏o columns; a transposed conv also holds its
+    zero-inserted input), in float32.  The impulse masks have one channel.
+    """
+    peak = 0
+    for r in a.layers:
+        elems = _prod(r.input_shape) + _prod(r.output_shape) + r.params + r.buffers
+        if r.kind in ("conv", "sepconv", "tconv") and r.windows:
+            N, C = r.input_shape[:2]
+            elems += C * _prod(w.k for w in r.windows) * N * _prod(r.output_shape[2:])
+            if r.kind == "tconv":
+                elems += _prod(r.input_shape) * _prod(w.stride for w in r.windows)
+        elif r.kind != "flatten":
+            elems += 2 * _prod(r.output_shape)  # gathers and temporaries
+        peak = max(peak, elems)
+    return peak * 4
+
+
+# ---------------------------------------------------------------------------
+# running one row
+# ---------------------------------------------------------------------------
+
+class _Runner:
+    """Runs one analysis row with :mod:`convcalc.ops`; builds its parameters."""
+
+    def __init__(self, np, ops, rng):
+        self.np, self.ops, self.rng = np, ops, rng
+
+    def weights(self, *shape):
+        return self.rng.uniform(-1, 1, size=shape).astype(self.np.float32)
+
+    def run(self, row: Row, layer: Layer, x) -> Tuple[object, List[object]]:
+        """(output, parameter tensors) of one row on input x."""
+        sp = layer.spec
+        kind = row.kind
+        ops, np = self.ops, self.np
+        n = x.ndim - 2
+        if kind in ("conv", "sepconv"):
+            ks, ss, ds, pairs = layer.geometry(row.input_shape)
+            C = x.shape[1]
+            if row.part == "pointwise":
+                w, b = self.weights(sp["out"], C, *(1,) * n), \
+                    (self.weights(sp["out"]) if sp["bias"] else None)
+                return ops.conv(x, w, b), [t for t in (w, b) if t is not None]
+            if kind == "sepconv":
+                out, groups, bias = C * sp["mult"], C, False
+            else:
+                out, groups, bias = sp["out"], sp["g"], sp["bias"]
+            w = self.weights(out, C // groups, *ks)
+            b = self.weights(out) if bias else None
+            y = ops.conv(x, w, b, ss, pairs, ds, groups, sp["pm"])
+            return y, [t for t in (w, b) if t is not None]
+        if kind == "tconv":
+            ks, ss, ds, pairs, opad, _, _ = layer.geometry(row.input_shape)
+            w = self.weights(x.shape[1], sp["out"] // sp["g"], *ks)
+            b = self.weights(sp["out"]) if sp["bias"] else None
+            y = ops.conv_transpose(x, w, b, ss, pairs, opad, sp["g"], ds)
+            return y, [t for t in (w, b) if t is not None]
+        if kind == "up":
+            ac = sp["align_corners"] if sp["mode"] in ("linear", "bilinear", "bicubic",
+                                                       "trilinear") else None
+            if sp["size"] is not None:
+                y = ops.interpolate(x, size=tuple(row.output_shape[2:]), mode=sp["mode"],
+                                    align_corners=ac)
+            else:
+                y = ops.interpolate(x, scale_factor=layer.per_dim("scale", n), mode=sp["mode"],
+                                    align_corners=ac)
+            return y, []
+        if kind in ("maxpool", "avgpool"):
+            ks, ss, ds, pairs, _ = layer.geometry(row.input_shape)
+            if kind == "maxpool":
+                return ops.max_pool(x, ks, ss, pairs, ds, sp["ceil"]), []
+            return ops.avg_pool(x, ks, ss, pairs, sp["ceil"], sp["count_include_pad"]), []
+        if kind in ("aavgpool", "gap"):
+            return ops.adaptive_avg_pool(x, tuple(row.output_shape[2:])), []
+        if kind == "amaxpool":
+            return ops.adaptive_max_pool(x, tuple(row.output_shape[2:])), []
+        if kind == "bn":
+            C = x.shape[1]
+            w, b = (self.weights(C), self.weights(C)) if sp["affine"] else (None, None)
+            mean, var = np.zeros(C, np.float32), np.ones(C, np.float32)
+            y = ops.batch_norm(x, mean, var, w, b, False, sp["momentum"], sp["eps"])
+            return y, [t for t in (w, b) if t is not None]
+        if kind == "act":
+            return getattr(ops, sp["name"])(x), []
+        if kind == "dropout":
+            return ops.dropout(x, sp["p"], training=False), []
+        if kind == "flatten":
+            return ops.flatten(x, 1), []
+        if kind == "linear":
+            w = self.weights(sp["out"], x.shape[-1])
+            b = self.weights(sp["out"]) if sp["bias"] else None
+            return ops.linear(x, w, b), [t for t in (w, b) if t is not None]
+        raise ValueError(f"no runner for {kind}")  # pragma: no cover
+
+    def impulse(self, row: Row, layer: Layer, m):
+        """The same layer on a one-channel nonnegative mask, every weight 1."""
+        ops, np = self.ops, self.np
+        sp, kind = layer.spec, row.kind
+        if kind in ("conv", "sepconv"):
+            if row.part == "pointwise":
+                return m
+            ks, ss, ds, pairs = layer.geometry(row.input_shape)
+            return ops.conv(m, np.ones((1, 1, *ks)), None, ss, pairs, ds, 1, sp["pm"])
+        if kind == "tconv":
+            ks, ss, ds, pairs, opad, _, _ = layer.geometry(row.input_shape)
+            return ops.conv_transpose(m, np.ones((1, 1, *ks)), None, ss, pairs, opad, 1, ds)
+        if kind in ("maxpool", "avgpool", "up", "aavgpool", "amaxpool"):
+            y, _ = self.run(row, layer, m)
+            # a dilated max-pool window that lies wholly in the padding gives −inf,
+            # which no input reaches; bicubic weights can be negative
+            return np.where(np.isfinite(y), np.abs(y), 0.0)
+        return m  # position-wise layers
+
+
+# ---------------------------------------------------------------------------
+# the check
+# ---------------------------------------------------------------------------
+
+def impulse_positions(shape) -> List[Tuple[int, ...]]:
+    """The input's center and its first corner (the border is where padding bites)."""
+    spatial = shape[2:]
+    center = tuple(n // 2 for n in spatial)
+    corner = tuple(0 for _ in spatial)
+    return [center] if center == corner else [center, corner]
+
+
+def verify(a: Analysis, seed: int = 0, max_memory: int = DEFAULT_MAX_MEMORY) -> Verification:
+    """Run the stack on NumPy and compare shapes, params and receptive fields."""
+    need = peak_bytes(a)
+    if need > max_memory:
+        raise ShapeError(f"--verify would need about {_gib(need)} at its peak, over the "
+                         f"--max-memory budget of {_gib(max_memory)}; raise the budget or "
+                         f"verify a smaller input")
+    import numpy as np
+
+    from . import ops
+    t0 = time.perf_counter()
+    result = Verification()
+    runner = _Runner(np, ops, np.random.default_rng(seed))
+    layers: Dict[Tuple[int, str], Layer] = {}
+
+    x = runner.rng.standard_normal(a.input_shape).astype(np.float32)
+    spatial = len(a.input_shape) > 2
+    starts = impulse_positions(a.input_shape) if spatial else []
+    masks = []
+    for p in starts:
+        m = np.zeros((1, 1, *a.input_shape[2:]))
+        m[(0, 0) + p] = 1.0
+        masks.append(m)
+    predicted = [[{u} for u in p] for p in starts]
+    result.impulses = len(starts)
+
+    for row in a.layers:
+        key = (row.index, row.spec)
+        if key not in layers:
+            layers[key] = build(parse_token(row.spec, row.index))
+        layer = layers[key]
+        x, tensors = runner.run(row, layer, x)
+        result.layers += 1
+        result.tensors += len(tensors)
+        if tuple(x.shape) != tuple(row.output_shape):
+            result.fail("shapes", row, f"analysis says {_shape(row.output_shape)}, the op gave "
+                                       f"{_shape(x.shape)}")
+            break  # later layers would run on the wrong shape
+        count = sum(int(t.size) for t in tensors)
+        if count != row.params:
+            result.fail("params", row, f"analysis says {row.params:,} params, the op's tensors "
+                                       f"hold {count:,}")
+        if not masks:
+            continue
+        if row.windows is None:
+            masks = []  # positions are mixed from here on: nothing left to compare
+            continue
+        result.rf_layers += 1
+        for j, m in enumerate(masks):
+            m = runner.impulse(row, layer, m)
+            top = m.max() if m.size else 0
+            masks[j] = m / top if top > 0 else m  # keep the numbers finite, zeros stay zeros
+            if row.windows:
+                predicted[j] = [receptive.forward_set(w, ps) for w, ps in
+                                zip(row.windows, predicted[j])]
+            _compare_impulse(np, result, row, starts[j], masks[j], predicted[j])
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _compare_impulse(np, result: Verification, row: Row, start, mask, sets) -> None:
+    got = mask[0, 0] != 0
+    want = np.zeros(got.shape, dtype=bool)
+    if all(sets):
+        want[np.ix_(*[np.asarray(sorted(s), dtype=np.int64) for s in sets])] = True
+    if not np.array_equal(got, want):
+        result.fail("receptive_field", row,
+                    f"an impulse at input {','.join(map(str, start))} reaches "
+                    f"{int(got.sum()):,} output positions (box {_box(np, got)}); the analysis "
+                    f"predicts {int(want.sum()):,} (box {_box(np, want)})")
+
+
+def _box(np, b) -> str:
+    idx = np.nonzero(b)
+    if not idx[0].size:
+        return "none"
+    return " x ".join(f"{int(i.min())}..{int(i.max())}" for i in idx)
+
+
+def _shape(shape) -> str:
+    return "x".join(str(int(v)) for v in shape)
+
+
+def _gib(n: int) -> str:
+    return f"{n / 1024 ** 3:.2f} GiB" if n >= 1024 ** 3 else f"{n / 1024 ** 2:.1f} MiB"
+

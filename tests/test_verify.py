@@ -1,0 +1,131 @@
+"""--verify: the analysis against the NumPy ops, and that a wrong analysis is caught."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+from click.testing import CliRunner
+
+import convcalc
+from convcalc.cli import cli
+from convcalc.verify import peak_bytes, verify
+
+from test_conformance import load_corpus
+
+
+def test_builtin_models_verify():
+    for name, stack in convcalc.builtin_models().items():
+        if name == "vgg16":
+            continue  # 15 GMACs on NumPy: covered by the CLI test below at a small input
+        v = verify(convcalc.analyze(stack.tokens, stack.input_shape))
+        assert v.ok, (name, v.failures)
+        assert v.layers == len(convcalc.analyze(stack.tokens, stack.input_shape).layers)
+
+
+def test_corpus_cases_verify():
+    """Every accepted PyTorch corpus case (shapes, params and impulse responses)."""
+    cases = [c for c in load_corpus() if "layers" in c]
+    checked = 0
+    bad = []
+    for c in cases[::3]:
+        a = convcalc.analyze(c["tokens"], c["input"])
+        v = verify(a)
+        checked += 1
+        if not v.ok:
+            bad.append(f"-i {'x'.join(map(str, c['input']))} {' '.join(c['tokens'])}: "
+                       f"{v.failures}")
+    assert checked >= 800
+    assert not bad, f"{len(bad)} of {checked}:\n" + "\n".join(bad[:10])
+
+
+STACK = ["conv:6,k=3,p=1,pm=reflect", "maxpool:2,ceil", "tconv:4,k=3,s=2,d=2,p=1",
+         "up:1.5,mode=bilinear", "conv:4,k=3,d=2,p=same", "avgpool:3,s=2,p=1",
+         "up:size=9x7,mode=nearest", "flatten", "linear:5"]
+
+
+def test_mixed_stack_verifies_and_counts():
+    a = convcalc.analyze(STACK, (2, 3, 15, 17))
+    v = verify(a)
+    assert v.ok, v.failures
+    assert v.layers == 9
+    # weight+bias of conv, tconv, conv, linear
+    assert v.tensors == 8
+    assert v.impulses == 2  # center and corner
+    assert v.rf_layers == 7  # every layer before flatten
+
+
+@pytest.mark.parametrize("field,value,check", [
+    ("output_shape", (2, 6, 15, 18), "shapes"),
+    ("params", 1, "params"),
+])
+def test_a_wrong_row_is_caught(field, value, check):
+    a = convcalc.analyze(STACK, (2, 3, 15, 17))
+    rows = list(a.layers)
+    rows[0] = dataclasses.replace(rows[0], **{field: value})
+    v = verify(dataclasses.replace(a, layers=tuple(rows)))
+    assert getattr(v, check) is False
+    assert not v.ok
+    assert v.failures[0].startswith("layer 1 (conv:6,k=3,p=1,pm=reflect)")
+
+
+def test_a_wrong_receptive_field_is_caught():
+    a = convcalc.analyze(STACK, (2, 3, 15, 17))
+    rows = list(a.layers)
+    # pretend the first conv had a 1x1 kernel: its impulse response is wider
+    w = rows[0].windows
+    rows[0] = dataclasses.replace(rows[0], windows=tuple(dataclasses.replace(x, k=1, pad=0)
+                                                         for x in w))
+    v = verify(dataclasses.replace(a, layers=tuple(rows)))
+    assert v.receptive_field is False
+    assert v.shapes and v.params
+    assert "impulse" in v.failures[0]
+
+
+def test_memory_guard_says_how_much():
+    a = convcalc.analyze(["conv:64,k=3,p=1"], (1, 64, 512, 512))
+    need = peak_bytes(a)
+    # input + output 64x512x512 floats each, im2col 64*9 rows x 512*512 columns, in float32
+    floor = (2 * 64 * 512 * 512 + 64 * 9 * 512 * 512) * 4
+    assert need >= floor
+    with pytest.raises(convcalc.ConvcalcError) as e:
+        verify(a, max_memory=10 ** 8)
+    assert "MiB" in str(e.value) and "--max-memory" in str(e.value)
+    assert e.value.exit_code == 3
+
+
+def run(*args):
+    return CliRunner().invoke(cli, list(args))
+
+
+def test_cli_verify_table_json_and_exit_codes():
+    r = run("shape", "-i", "1x3x32x32", "@vgg16", "--verify")
+    assert r.exit_code == 0, r.output
+    assert "Verified on NumPy" in r.output and "FAILED" not in r.output
+    r = run("shape", "-i", "1x3x32x32", "@vgg16", "--verify", "--format", "json")
+    doc = json.loads(r.stdout)
+    assert set(doc["verify"]) >= {"shapes", "params", "receptive_field", "seconds"}
+    assert doc["verify"]["shapes"] is doc["verify"]["params"] is \
+        doc["verify"]["receptive_field"] is True
+    r = run("rf", "-i", "1x3x32x32", "@vgg16", "--verify", "--format", "json")
+    assert json.loads(r.stdout)["verify"]["receptive_field"] is True
+    r = run("shape", "-i", "1x3x224x224", "@vgg16", "--verify", "--max-memory", "50M")
+    assert r.exit_code == 3
+    assert "--max-memory" in r.stderr and "Traceback" not in r.stderr
+    r = run("shape", "@mnist", "--verify", "--max-memory", "lots")
+    assert r.exit_code == 2
+
+
+def test_cli_verify_failure_exits_1(monkeypatch):
+    from convcalc import verify as verify_module
+    real = verify_module.verify
+
+    def wrong(a, *args, **kw):
+        rows = list(a.layers)
+        rows[1] = dataclasses.replace(rows[1], params=rows[1].params + 1)
+        return real(dataclasses.replace(a, layers=tuple(rows)), *args, **kw)
+    monkeypatch.setattr(verify_module, "verify", wrong)
+    r = run("shape", "@mnist", "--verify")
+    assert r.exit_code == 1
+    assert "layer 2 (maxpool:2)" in r.stderr and "1 params" in r.stderr
+    assert "params FAILED" in r.stdout
