@@ -73,9 +73,8 @@ def test_a_wrong_receptive_field_is_caught():
     a = convcalc.analyze(STACK, (2, 3, 15, 17))
     rows = list(a.layers)
     # pretend the first conv had a 1x1 kernel: its impulse response is wider
-    w = rows[0].windows
-    rows[0] = dataclasses.replace(rows[0], windows=tuple(dataclasses.replace(x, k=1, pad=0)
-                                                         for x in w))
+    narrow = tuple(dataclasses.replace(x, k=1, pad=0) for x in rows[0].windows)
+    rows[0] = dataclasses.replace(rows[0], windows=narrow, inputs=((-1, narrow),))
     v = verify(dataclasses.replace(a, layers=tuple(rows)))
     assert v.receptive_field is False
     assert v.shapes and v.params

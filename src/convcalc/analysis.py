@@ -12,7 +12,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 from . import receptive
 from .errors import ConvcalcError, ShapeError, StackSyntaxError
 from .language import DTYPES, LayerSpec, parse_shape, parse_stack
-from .layers import Pairs, Shape, Window, build
+from .layers import GraphLayer, Pairs, Shape, Window, build, fmt_shape
 from .receptive import PathState, ReceptiveField
 
 MIB = 1024 ** 2
@@ -36,6 +36,9 @@ class Row:
     receptive_field: Optional[ReceptiveField]
     windows: Optional[Tuple[Window, ...]] = None  # how it indexes its input; None mixes all
     explain: Tuple[str, ...] = ()  # the formulas with numbers (analyze(explain=True))
+    # the tensors it reads: (row position, or −1 for the network input; windows)
+    inputs: Tuple[Tuple[int, Optional[Tuple[Window, ...]]], ...] = ()
+    receptive_note: Optional[str] = None  # why there is no receptive field, if not "global"
 
     @property
     def flops(self) -> int:
@@ -79,6 +82,7 @@ class Analysis:
     totals: Totals
     memory: Memory
     receptive_field: Optional[ReceptiveField]
+    receptive_note: Optional[str] = None
 
     def to_dict(self) -> dict:
         return {
@@ -139,6 +143,8 @@ def row_dict(r: Row) -> dict:
               "params": r.params, "buffers": r.buffers, "macs": r.macs, "flops": r.flops,
               "activation_bytes": r.activation_bytes,
               "receptive_field": rf_dict(r.receptive_field)})
+    if r.receptive_note:
+        d["receptive_field_note"] = r.receptive_note
     if r.explain:
         d["explain"] = list(r.explain)
     return d
@@ -169,24 +175,33 @@ def analyze(stack: Sequence[Union[str, LayerSpec]], input_shape: Union[str, Sequ
         specs = parse_stack([s.text if isinstance(s, LayerSpec) else s for s in stack])
     layers = [build(s) for s in specs]
 
-    rows: List[Row] = []
-    path = PathState.start(len(shape) - 2)
-    current = shape
+    graph = _Graph(shape, specs)
     for spec, layer in zip(specs, layers):
         try:
-            steps = layer.steps(current)
-            notes = layer.explain(current) if explain else [()] * len(steps)
+            if isinstance(layer, GraphLayer):
+                steps = layer.graph_steps(graph)
+                notes = [layer.explain_graph(graph, st) for st in steps] if explain \
+                    else [()] * len(steps)
+            else:
+                steps = layer.steps(graph.shape(graph.cur))
+                notes = layer.explain(graph.shape(graph.cur)) if explain else [()] * len(steps)
         except ConvcalcError as e:
             raise e.located(spec.index, spec.text)
         for st, lines in zip(steps, notes):
-            before, path = path, path.then(st.windows)
+            inputs = st.inputs or ((graph.cur, st.windows),)
+            befores = [graph.states[src] for src, _ in inputs]
+            paths = [b.then(w) for b, (_, w) in zip(befores, inputs)]
+            path = paths[0] if len(paths) == 1 else PathState.merge(paths)
             if explain:
-                lines = (*lines, *receptive.explain_step(before, st.windows, path))
+                lines = (*lines, *(receptive.explain_step(befores[0], inputs[0][1], path)
+                                   if len(paths) == 1 else receptive.explain_merge(paths, path)))
             act = _prod(st.output_shape) * width if st.allocates else 0
-            rows.append(Row(spec.index, spec.kind, spec.text, st.part, st.input_shape,
-                            st.output_shape, st.padding, st.params, st.buffers, st.macs, act,
-                            path.field(), st.windows, tuple(lines)))
-            current = st.output_shape
+            graph.add(Row(spec.index, spec.kind, spec.text, st.part, st.input_shape,
+                          st.output_shape, st.padding, st.params, st.buffers, st.macs, act,
+                          path.field(), inputs[0][1], tuple(lines), inputs, path.note), path)
+        if spec.kind == "save":
+            graph.names[spec["name"]] = graph.cur
+    rows = graph.rows
 
     params = sum(r.params for r in rows)
     macs = sum(r.macs for r in rows)
@@ -194,7 +209,101 @@ def analyze(stack: Sequence[Union[str, LayerSpec]], input_shape: Union[str, Sequ
     totals = Totals(params, params, sum(r.buffers for r in rows), macs, 2 * macs, act_bytes,
                     params * width)
     memory = Memory(_prod(shape) * width, 2 * act_bytes, params * width)
-    return Analysis(shape, current, dtype, tuple(rows), totals, memory, path.field())
+    last = graph.states[graph.cur]
+    return Analysis(shape, graph.shape(graph.cur), dtype, tuple(rows), totals, memory,
+                    last.field(), last.note)
+
+
+class _Graph:
+    """The rows so far as a graph: shapes, receptive states and names by position."""
+
+    def __init__(self, shape: Shape, specs):
+        self.rows: List[Row] = []
+        self.states = {-1: PathState.start(len(shape) - 2)}
+        self.input_shape = shape
+        self.names = {"input": -1}
+        self.cur = -1
+        self.specs = specs
+
+    def add(self, row: Row, state: PathState) -> None:
+        self.rows.append(row)
+        self.cur = len(self.rows) - 1
+        self.states[self.cur] = state
+
+    def shape(self, pos: int) -> Shape:
+        return self.input_shape if pos < 0 else self.rows[pos].output_shape
+
+    def lookup(self, name: str) -> int:
+        if name not in self.names:
+            known = ", ".join(self.names)
+            raise StackSyntaxError(f"no tensor is named {name!r} here; named so far: {known} "
+                                   f"(name one with save:{name})")
+        return self.names[name]
+
+    def label(self, pos: int) -> str:
+        if pos < 0:
+            return "the input"
+        names = [n for n, p in self.names.items() if p == pos]
+        r = self.rows[pos]
+        what = f"layer {r.index} ({r.spec})"
+        return f"'{names[0]}', {what}" if names else what
+
+    def path(self, pos: int) -> List[int]:
+        """Row positions from the input to ``pos`` along first inputs."""
+        out = []
+        while pos >= 0:
+            out.append(pos)
+            pos = self.rows[pos].inputs[0][0]
+        return out[::-1]
+
+    def drift(self, a: int, b: int) -> Optional[str]:
+        """Why two tensors that should line up do not: the first layer on
+        either path that drops a remainder, and the input size's divisibility."""
+        shared = set(self.path(a)) & set(self.path(b))
+        for pos in self.path(a) + self.path(b):
+            if pos in shared:
+                continue
+            r = self.rows[pos]
+            lost = _remainder(r)
+            if lost:
+                steps = _downsampling(self, max(a, b))
+                hint = f"layer {r.index} ({r.spec}) {lost}"
+                if steps > 1:
+                    size = "x".join(map(str, self.input_shape[2:]))
+                    bad = [i for i in self.input_shape[2:] if i % steps]
+                    if bad:
+                        hint += f"; the input size {size} is not divisible by {steps}"
+                return hint
+        return None
+
+
+def _remainder(r: Row) -> Optional[str]:
+    """How a conv or pool rounds its size, if it drops part of its input."""
+    if not r.windows or r.kind not in ("conv", "sepconv", "maxpool", "avgpool"):
+        return None
+    for w, (b, a) in zip(r.windows, r.padding or ()):
+        span = w.in_size + b + a - w.dilation * (w.k - 1) - 1
+        if w.kind == "conv" and w.stride > 1 and span % w.stride:
+            return (f"rounds ({w.in_size} + {b + a} − {w.dilation * (w.k - 1) + 1})/{w.stride} "
+                    f"to {w.out_size}")
+    return None
+
+
+def _downsampling(graph: "_Graph", pos: int) -> int:
+    """The largest whole stride product reached on the path to ``pos``
+    (first spatial dim): what the input size must be divisible by."""
+    peak, running = 1, Fraction(1)
+    for p in graph.path(pos):
+        for w in (graph.rows[p].windows or ())[:1]:
+            if w.kind == "conv":
+                running *= w.stride
+            elif w.kind == "tconv":
+                running /= w.stride
+            else:
+                running *= w.ratio
+            if running.denominator == 1:
+                peak = max(peak, int(running))
+    return peak
 
 
 @dataclass(frozen=True)
@@ -231,11 +340,6 @@ def region_at(a: Analysis, at: Sequence[int], layer: Optional[int] = None) -> Re
         upto = hits[-1] + 1
     rows = a.layers[:upto]
     target = rows[-1]
-    mixing = next((r for r in rows if r.windows is None), None)
-    if mixing is not None:
-        raise ShapeError(f"layer {mixing.index} ({mixing.spec}) mixes every position, so no "
-                         f"output position after it has a region; pick an earlier layer "
-                         f"with --layer")
     out = target.output_shape[2:]
     if len(at) != len(out):
         raise StackSyntaxError(f"--at needs {len(out)} coordinate{'s' if len(out) != 1 else ''} "
@@ -244,8 +348,7 @@ def region_at(a: Analysis, at: Sequence[int], layer: Optional[int] = None) -> Re
     if any(not 0 <= u < n for u, n in zip(at, out)):
         raise ShapeError(f"--at {','.join(map(str, at))} is outside the output "
                          f"{'x'.join(map(str, out))} of layer {target.index} ({target.spec})")
-    stack = [r.windows for r in rows]
-    clipped = receptive.region(stack, at, clip=True)
-    unclipped = receptive.region(stack, at, clip=False)
+    clipped = receptive.region(rows, len(rows) - 1, at, clip=True)
+    unclipped = receptive.region(rows, len(rows) - 1, at, clip=False)
     as_tuple = (lambda b: None if b is None else tuple(tuple(p) for p in b))
     return Region(tuple(at), target.index, as_tuple(clipped), as_tuple(unclipped))

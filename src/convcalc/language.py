@@ -157,6 +157,23 @@ def read_number(text: str) -> float:
 read_number.expects = "a number"
 
 
+def read_name(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", text):
+        raise StackSyntaxError(f"{text!r} is not a tensor name (letters, digits and _, "
+                               f"not starting with a digit)")
+    return text
+
+
+read_name.expects = "a tensor name"
+
+
+def read_names(text: str) -> Tuple[str, ...]:
+    return tuple(read_name(t) for t in text.split("+"))
+
+
+read_names.expects = "tensor names joined by +"
+
+
 def read_choice(*options: str) -> Callable[[str], str]:
     def read(text: str) -> str:
         if text not in options:
@@ -233,11 +250,24 @@ KINDS: Dict[str, KindSyntax] = {
     "flatten": KindSyntax(None, {}, "flatten to N x features (a view)"),
     "linear": KindSyntax("out", {"out": Key(read_int(1), REQUIRED), "bias": Key(read_bool, True)},
                          "fully connected layer on the last dim"),
+    # graph operations: name tensors and join paths (residuals, U-Net skips)
+    "save": KindSyntax("name", {"name": Key(read_name, REQUIRED)},
+                       "name the current tensor (save:x1)"),
+    "from": KindSyntax("name", {"name": Key(read_name, REQUIRED)},
+                       "continue from a named tensor (from:x1; from:input is the network input)"),
+    "add": KindSyntax("names", {"names": Key(read_names, REQUIRED)},
+                      "sum the current tensor with named ones of the same shape (add:x1)"),
+    "concat": KindSyntax("names", {"names": Key(read_names, REQUIRED),
+                                   "crop": Key(read_bool, False)},
+                         "join named tensors to the current one along channels (concat:x1); "
+                         "crop center-crops them to its size first"),
+    "crop": KindSyntax("name", {"name": Key(read_name, REQUIRED)},
+                       "center-crop the current tensor to a named tensor's spatial size"),
 }
 
 # alias -> (kind, fixed arguments)
 ALIASES: Dict[str, Tuple[str, Mapping[str, object]]] = {
-    "deconv": ("tconv", {}), "upsample": ("up", {}), "fc": ("linear", {}),
+    "deconv": ("tconv", {}), "upsample": ("up", {}), "fc": ("linear", {}), "cat": ("concat", {}),
     "relu": ("act", {"name": "relu"}), "gelu": ("act", {"name": "gelu"}),
     "sigmoid": ("act", {"name": "sigmoid"}), "tanh": ("act", {"name": "tanh"}),
 }

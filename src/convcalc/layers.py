@@ -63,6 +63,9 @@ class Step:
     allocates: bool = True  # False for views and in-place ops
     windows: Optional[Tuple[Window, ...]] = ()  # () keeps positions; None mixes them all
     part: Optional[str] = None
+    # graph operations read other tensors: (row position, windows) per input;
+    # None means the current tensor through ``windows``
+    inputs: Optional[Tuple[Tuple[int, Tuple[Window, ...]], ...]] = None
 
 
 def fmt_shape(shape: Sequence[int]) -> str:
@@ -685,10 +688,154 @@ class Linear(Layer):
                  f"MACs = rows·in·out = {_prod(shape[:-1])}·{fin}·{out} = {st.macs:,}"]]
 
 
+# ---------------------------------------------------------------------------
+# graph operations
+# ---------------------------------------------------------------------------
+
+class GraphLayer(Layer):
+    """A token that names tensors or joins paths.  ``graph`` (from the
+    analysis) knows the current position, every row's shape and the names:
+    ``graph.cur``, ``graph.shape(pos)``, ``graph.lookup(name)``,
+    ``graph.label(pos)`` and ``graph.drift(a, b)`` (why two shapes differ)."""
+
+    def steps(self, shape):  # pragma: no cover - graph layers need the graph
+        raise NotImplementedError
+
+    def graph_steps(self, graph) -> List[Step]:
+        raise NotImplementedError
+
+    def explain_graph(self, graph, st: Step) -> List[str]:
+        return []
+
+
+def crop_windows(sizes, target) -> Tuple[Window, ...]:
+    """A center crop as index maps: output o reads input o + ⌊(i − t)/2⌋."""
+    return tuple(Window("conv", i, t, pad=-((i - t) // 2)) for i, t in zip(sizes, target))
+
+
+class Save(GraphLayer):
+    kind = "save"
+
+    def graph_steps(self, graph):
+        shape = graph.shape(graph.cur)
+        return [Step(shape, shape, allocates=False, inputs=((graph.cur, ()),))]
+
+    def explain_graph(self, graph, st):
+        return [f"names {fmt_shape(st.output_shape)} '{self.spec['name']}'"]
+
+
+class From(GraphLayer):
+    kind = "from"
+
+    def graph_steps(self, graph):
+        src = graph.lookup(self.spec["name"])
+        shape = graph.shape(src)
+        return [Step(shape, shape, allocates=False, inputs=((src, ()),))]
+
+    def explain_graph(self, graph, st):
+        return [f"continues from {graph.label(st.inputs[0][0])}: {fmt_shape(st.output_shape)}"]
+
+
+class Add(GraphLayer):
+    """Elementwise sum (a residual): every shape must be the same."""
+
+    kind = "add"
+
+    def graph_steps(self, graph):
+        cur = graph.cur
+        shape = graph.shape(cur)
+        inputs = [(cur, ())]
+        for name in self.spec["names"]:
+            src = graph.lookup(name)
+            other = graph.shape(src)
+            if other != shape:
+                raise ShapeError(f"add: {fmt_shape(shape)} (the current tensor) vs "
+                                 f"{fmt_shape(other)} ({graph.label(src)})",
+                                 hint=graph.drift(cur, src))
+            inputs.append((src, ()))
+        return [Step(shape, shape, inputs=tuple(inputs))]
+
+    def explain_graph(self, graph, st):
+        return [" + ".join(fmt_shape(graph.shape(p)) for p, _ in st.inputs)
+                + f" = {fmt_shape(st.output_shape)} (elementwise, no MACs counted)"]
+
+
+class Concat(GraphLayer):
+    """Channel concatenation [current, named…]; ``crop`` center-crops the
+    named tensors to the current spatial size first (the U-Net of 2015)."""
+
+    kind = "concat"
+
+    def graph_steps(self, graph):
+        cur = graph.cur
+        shape = graph.shape(cur)
+        if len(shape) < 3:
+            raise ShapeError(f"concat joins along channels of spatial tensors, got "
+                             f"{fmt_shape(shape)}")
+        inputs = [(cur, ())]
+        channels = shape[1]
+        for name in self.spec["names"]:
+            src = graph.lookup(name)
+            other = graph.shape(src)
+            windows: Tuple[Window, ...] = ()
+            if len(other) != len(shape) or other[0] != shape[0]:
+                raise ShapeError(f"concat: {fmt_shape(shape)} (the current tensor) vs "
+                                 f"{fmt_shape(other)} ({graph.label(src)}): batch and rank must "
+                                 f"agree")
+            if self.spec["crop"]:
+                if any(o < t for o, t in zip(other[2:], shape[2:])):
+                    raise ShapeError(f"concat: cannot crop {fmt_shape(other)} "
+                                     f"({graph.label(src)}) to the smaller current "
+                                     f"{fmt_shape(shape)}", hint=graph.drift(cur, src))
+                windows = crop_windows(other[2:], shape[2:])
+            elif other[2:] != shape[2:]:
+                raise ShapeError(f"concat: {fmt_shape(shape)} (the current tensor) vs "
+                                 f"{fmt_shape(other)} ({graph.label(src)})",
+                                 hint=graph.drift(cur, src))
+            channels += other[1]
+            inputs.append((src, windows))
+        out = (shape[0], channels, *shape[2:])
+        return [Step(shape, out, inputs=tuple(inputs))]
+
+    def explain_graph(self, graph, st):
+        lines = ["channels " + " + ".join(str(graph.shape(p)[1]) for p, _ in st.inputs)
+                 + f" = {st.output_shape[1]}"]
+        for p, w in st.inputs[1:]:
+            if w:
+                lines.append(f"crop {graph.label(p)} {fmt_shape(graph.shape(p)[2:])} → "
+                             f"{fmt_shape(st.output_shape[2:])}: offset ⌊(i − t)/2⌋ = "
+                             f"{_join(-x.pad for x in w)}")
+        return lines
+
+
+class Crop(GraphLayer):
+    kind = "crop"
+
+    def graph_steps(self, graph):
+        cur = graph.cur
+        shape = graph.shape(cur)
+        src = graph.lookup(self.spec["name"])
+        target = graph.shape(src)
+        if len(target) != len(shape) or len(shape) < 3:
+            raise ShapeError(f"crop: {fmt_shape(shape)} and {fmt_shape(target)} "
+                             f"({graph.label(src)}) need the same spatial rank")
+        if any(i < t for i, t in zip(shape[2:], target[2:])):
+            raise ShapeError(f"crop: the current {fmt_shape(shape)} is smaller than "
+                             f"{fmt_shape(target)} ({graph.label(src)})")
+        out = (*shape[:2], *target[2:])
+        return [Step(shape, out, allocates=False,
+                     inputs=((cur, crop_windows(shape[2:], target[2:])),))]
+
+    def explain_graph(self, graph, st):
+        w = st.inputs[0][1]
+        return [f"center crop {fmt_shape(st.input_shape[2:])} → {fmt_shape(st.output_shape[2:])}: "
+                f"offset ⌊(i − t)/2⌋ = {_join(-x.pad for x in w)} (a view: allocates nothing)"]
+
+
 LAYER_CLASSES: Dict[str, Type[Layer]] = {
     cls.kind: cls for cls in (Conv, SepConv, TConv, Up, MaxPool, AvgPool, AdaptiveAvgPool,
                               AdaptiveMaxPool, GlobalAvgPool, BatchNorm, Activation, Dropout,
-                              Flatten, Linear)
+                              Flatten, Linear, Save, From, Add, Concat, Crop)
 }
 
 

@@ -295,14 +295,29 @@ class _DimMap:
         return r, self.stride, P
 
 
+    @staticmethod
+    def join(maps: Sequence["_DimMap"]) -> "_DimMap":
+        """Maps of the same stride joined: per position, the box of both."""
+        T = min(math.lcm(*(m.T for m in maps)), MAX_PERIOD)
+        lo, hi = [], []
+        for t in range(T):
+            boxes = [b for b in (m.at(t) for m in maps) if b is not None]
+            lo.append(min(b[0] for b in boxes) if boxes else None)
+            hi.append(max(b[1] for b in boxes) if boxes else None)
+        return _DimMap(maps[0].stride, tuple(lo), tuple(hi))
+
+
 IDENTITY = _DimMap(Fraction(1), (0,), (0,))
 
 
 @dataclass(frozen=True)
 class PathState:
-    """The composed map of a single path so far (None: positions were mixed)."""
+    """The composed map up to a tensor.  ``dims`` None: no receptive field,
+    because positions were mixed (``note`` None: "global") or because joined
+    paths disagree (``note`` says how)."""
 
     dims: Optional[Tuple[_DimMap, ...]]
+    note: Optional[str] = None
 
     @classmethod
     def start(cls, n_spatial: int) -> "PathState":
@@ -310,10 +325,38 @@ class PathState:
 
     def then(self, windows: Optional[Sequence[Window]]) -> "PathState":
         if self.dims is None or windows is None:
-            return PathState(None)
+            return self if self.note else PathState(None)
         if not windows:
             return self
         return PathState(tuple(m.then(w) for m, w in zip(self.dims, windows)))
+
+    @staticmethod
+    def merge(states: Sequence["PathState"]) -> "PathState":
+        """Joined paths (add, concat): the union of their fields, when they
+        agree on the effective stride and are centered alike (Araujo et al.);
+        otherwise no number, and a note saying why."""
+        for st in states:
+            if st.note:
+                return st
+        if any(st.dims is None for st in states):
+            return PathState(None)
+        dims = []
+        for d, maps in enumerate(zip(*(st.dims for st in states))):
+            strides = sorted({m.stride for m in maps})
+            if len(strides) > 1:
+                return PathState(None, f"joined paths have different effective strides "
+                                       f"({' vs '.join(_frac(v) for v in strides)}, dim {d + 1})")
+            joined = _DimMap.join(maps)
+            for t in range(joined.T):
+                boxes = [b for b in (m.at(t) for m in maps) if b is not None]
+                centers = sorted({Fraction(lo + hi, 2) for lo, hi in boxes})
+                if len(centers) > 1:
+                    return PathState(None, f"joined paths are not aligned: output {t}'s windows "
+                                           f"are centered at "
+                                           f"{' vs '.join(_frac(v) for v in centers)} "
+                                           f"(dim {d + 1})")
+            dims.append(joined)
+        return PathState(tuple(dims))
 
     def field(self) -> Optional[ReceptiveField]:
         if self.dims is None:
@@ -323,35 +366,76 @@ class PathState:
                               tuple(p for _, _, p in parts))
 
 
+# ---------------------------------------------------------------------------
+# exact position sets through a graph
+# ---------------------------------------------------------------------------
+
+# A set of N-D positions as a union of products of per-dim sets: joined paths
+# reach different boxes, and a box that is empty in one dim is empty whole.
+Product = Tuple[frozenset, ...]
+
 # enumerating more positions than this for one --at query is refused
 MAX_REGION_POSITIONS = 10 ** 7
 
 
-def region(window_stack: Sequence[Sequence[Window]], at: Sequence[int], clip: bool
-           ) -> Optional[List[Tuple[int, int]]]:
-    """Bounding box, per dim, of the input positions output ``at`` depends on.
+def _simplify(products: List[Product]) -> List[Product]:
+    """Drop empty products, repeats and those inside another one."""
+    live = list({p for p in products if all(p)})
+    return [p for i, p in enumerate(live)
+            if not any(j != i and all(a <= b for a, b in zip(p, q)) for j, q in enumerate(live))]
 
-    The exact set of positions is carried backwards through every layer (a
-    box would take in positions in the holes a dilation or a stride leaves,
-    and those may read inputs the true set does not).  None when the
-    position depends on no input position (it reads only padding).
-    """
-    sets = [{u} for u in at]
-    for windows in reversed(window_stack):
-        if not windows:
-            continue
-        new = []
-        for positions, w in zip(sets, windows):
+
+def backward(products: List[Product], windows: Sequence[Window], clip: bool) -> List[Product]:
+    """The input positions read by outputs in ``products``, through one layer."""
+    if not windows:
+        return products
+    out = []
+    for prod in products:
+        dims = []
+        for positions, w in zip(prod, windows):
             reached = set()
             for o in positions:
                 reached.update(tap_set(w, o, clip))
                 if len(reached) > MAX_REGION_POSITIONS:
-                    raise ShapeError(f"--at: the region has over {MAX_REGION_POSITIONS:,} positions per dim; too many to enumerate")
-            if not reached:
-                return None
-            new.append(reached)
-        sets = new
-    return [(min(p), max(p)) for p in sets]
+                    raise ShapeError(f"--at: the region has over {MAX_REGION_POSITIONS:,} "
+                                     f"positions per dim; too many to enumerate")
+            dims.append(frozenset(reached))
+        out.append(tuple(dims))
+    return _simplify(out)
+
+
+def forward(products: List[Product], windows: Sequence[Window]) -> List[Product]:
+    """The output positions that read any position in ``products`` (clipped)."""
+    if not windows:
+        return products
+    return _simplify([tuple(frozenset(forward_set(w, positions))
+                            for positions, w in zip(prod, windows)) for prod in products])
+
+
+def region(rows, target: int, at: Sequence[int], clip: bool
+           ) -> Optional[List[Tuple[int, int]]]:
+    """Bounding box, per dim, of the input positions output ``at`` of row
+    ``target`` depends on.
+
+    ``rows`` have ``inputs``: (row position or −1 for the network input,
+    windows) pairs.  The exact sets of positions are carried backwards
+    through every path (a box would take in positions in the holes a
+    dilation or a stride leaves, and those may read inputs the true set does
+    not).  None when the position depends on no input position.
+    """
+    pending = {target: [tuple(frozenset([u]) for u in at)]}
+    for pos in range(target, -1, -1):
+        products = pending.pop(pos, None)
+        if not products:
+            continue
+        for src, windows in rows[pos].inputs:
+            reached = backward(products, windows, clip)
+            pending[src] = _simplify(pending.get(src, []) + reached)
+    products = pending.get(-1, [])
+    if not products:
+        return None
+    return [(min(min(p[d]) for p in products), max(max(p[d]) for p in products))
+            for d in range(len(at))]
 
 
 def _frac(v: Fraction) -> str:

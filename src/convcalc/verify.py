@@ -31,6 +31,15 @@ from .language import parse_token
 from .layers import Layer, build
 
 DEFAULT_MAX_MEMORY = 2 * 1024 ** 3
+GRAPH_KINDS = ("save", "from", "add", "concat", "crop")
+
+
+def _crop(x, windows):
+    """A tensor through crop windows (output o reads o + offset); () keeps it."""
+    if not windows:
+        return x
+    idx = (slice(None), slice(None)) + tuple(slice(-w.pad, -w.pad + w.out_size) for w in windows)
+    return x[idx]
 
 
 @dataclass
@@ -104,11 +113,14 @@ class _Runner:
     def weights(self, *shape):
         return self.rng.uniform(-1, 1, size=shape).astype(self.np.float32)
 
-    def run(self, row: Row, layer: Layer, x) -> Tuple[object, List[object]]:
-        """(output, parameter tensors) of one row on input x."""
+    def run(self, row: Row, layer: Layer, xs) -> Tuple[object, List[object]]:
+        """(output, parameter tensors) of one row on its inputs."""
         sp = layer.spec
         kind = row.kind
         ops, np = self.ops, self.np
+        if kind in GRAPH_KINDS:
+            return self.join(row, xs), []
+        x = xs[0]
         n = x.ndim - 2
         if kind in ("conv", "sepconv"):
             ks, ss, ds, pairs = layer.geometry(row.input_shape)
@@ -168,10 +180,23 @@ class _Runner:
             return ops.linear(x, w, b), [t for t in (w, b) if t is not None]
         raise ValueError(f"no runner for {kind}")  # pragma: no cover
 
-    def impulse(self, row: Row, layer: Layer, m):
-        """The same layer on a one-channel nonnegative mask, every weight 1."""
+    def join(self, row: Row, xs):
+        """Graph rows: name, continue, add, concatenate (cropping), crop."""
+        parts = [_crop(x, w) for x, (_, w) in zip(xs, row.inputs)]
+        if row.kind == "add":
+            return sum(parts[1:], parts[0])
+        if row.kind == "concat":
+            return self.np.concatenate(parts, axis=1)
+        return parts[0]
+
+    def impulse(self, row: Row, layer: Layer, ms):
+        """The same layer on one-channel nonnegative masks, every weight 1."""
         ops, np = self.ops, self.np
         sp, kind = layer.spec, row.kind
+        if kind in GRAPH_KINDS:  # channels of a concat share positions: add the masks
+            parts = [_crop(m, w) for m, (_, w) in zip(ms, row.inputs)]
+            return sum(parts[1:], parts[0])
+        m = ms[0]
         if kind in ("conv", "sepconv"):
             if row.part == "pointwise":
                 return m
@@ -181,7 +206,7 @@ class _Runner:
             ks, ss, ds, pairs, opad, _, _ = layer.geometry(row.input_shape)
             return ops.conv_transpose(m, np.ones((1, 1, *ks)), None, ss, pairs, opad, 1, ds)
         if kind in ("maxpool", "avgpool", "up", "aavgpool", "amaxpool"):
-            y, _ = self.run(row, layer, m)
+            y, _ = self.run(row, layer, [m])
             # a dilated max-pool window that lies wholly in the padding gives −inf,
             # which no input reaches; bicubic weights can be negative
             return np.where(np.isfinite(y), np.abs(y), 0.0)
@@ -214,57 +239,65 @@ def verify(a: Analysis, seed: int = 0, max_memory: int = DEFAULT_MAX_MEMORY) -> 
     result = Verification()
     runner = _Runner(np, ops, np.random.default_rng(seed))
     layers: Dict[Tuple[int, str], Layer] = {}
+    last_use = {src: pos for pos, row in enumerate(a.layers) for src, _ in row.inputs}
 
-    x = runner.rng.standard_normal(a.input_shape).astype(np.float32)
-    spatial = len(a.input_shape) > 2
-    starts = impulse_positions(a.input_shape) if spatial else []
-    masks = []
+    values = {-1: runner.rng.standard_normal(a.input_shape).astype(np.float32)}
+    starts = impulse_positions(a.input_shape) if len(a.input_shape) > 2 else []
+    masks, predicted = [], []
     for p in starts:
         m = np.zeros((1, 1, *a.input_shape[2:]))
         m[(0, 0) + p] = 1.0
-        masks.append(m)
-    predicted = [[{u} for u in p] for p in starts]
+        masks.append({-1: m})
+        predicted.append({-1: [tuple(frozenset([u]) for u in p)]})
     result.impulses = len(starts)
 
-    for row in a.layers:
+    for pos, row in enumerate(a.layers):
         key = (row.index, row.spec)
         if key not in layers:
             layers[key] = build(parse_token(row.spec, row.index))
         layer = layers[key]
-        x, tensors = runner.run(row, layer, x)
+        y, tensors = runner.run(row, layer, [values[src] for src, _ in row.inputs])
         result.layers += 1
         result.tensors += len(tensors)
-        if tuple(x.shape) != tuple(row.output_shape):
+        if tuple(y.shape) != tuple(row.output_shape):
             result.fail("shapes", row, f"analysis says {_shape(row.output_shape)}, the op gave "
-                                       f"{_shape(x.shape)}")
+                                       f"{_shape(y.shape)}")
             break  # later layers would run on the wrong shape
         count = sum(int(t.size) for t in tensors)
         if count != row.params:
             result.fail("params", row, f"analysis says {row.params:,} params, the op's tensors "
                                        f"hold {count:,}")
-        if not masks:
-            continue
-        if row.windows is None:
-            masks = []  # positions are mixed from here on: nothing left to compare
-            continue
-        result.rf_layers += 1
-        for j, m in enumerate(masks):
-            m = runner.impulse(row, layer, m)
+        values[pos] = y
+        mixed = any(w is None for _, w in row.inputs)
+        traced = False
+        for j in range(len(starts)):
+            ins = [masks[j].get(src) for src, _ in row.inputs]
+            if mixed or any(m is None for m in ins):
+                continue  # positions are mixed from here on: nothing left to compare
+            m = runner.impulse(row, layer, ins)
             top = m.max() if m.size else 0
-            masks[j] = m / top if top > 0 else m  # keep the numbers finite, zeros stay zeros
-            if row.windows:
-                predicted[j] = [receptive.forward_set(w, ps) for w, ps in
-                                zip(row.windows, predicted[j])]
-            _compare_impulse(np, result, row, starts[j], masks[j], predicted[j])
+            masks[j][pos] = m / top if top > 0 else m  # finite numbers; zeros stay zeros
+            predicted[j][pos] = receptive._simplify([
+                prod for (src, w) in row.inputs
+                for prod in receptive.forward(predicted[j][src], w)])
+            _compare_impulse(np, result, row, starts[j], masks[j][pos], predicted[j][pos])
+            traced = True
+        result.rf_layers += traced
+        for src, _ in row.inputs:  # free what no later row reads
+            if last_use.get(src) == pos:
+                values.pop(src, None)
+                for mj, pj in zip(masks, predicted):
+                    mj.pop(src, None)
+                    pj.pop(src, None)
     result.seconds = time.perf_counter() - t0
     return result
 
 
-def _compare_impulse(np, result: Verification, row: Row, start, mask, sets) -> None:
+def _compare_impulse(np, result: Verification, row: Row, start, mask, products) -> None:
     got = mask[0, 0] != 0
     want = np.zeros(got.shape, dtype=bool)
-    if all(sets):
-        want[np.ix_(*[np.asarray(sorted(s), dtype=np.int64) for s in sets])] = True
+    for prod in products:
+        want[np.ix_(*[np.asarray(sorted(s), dtype=np.int64) for s in prod])] = True
     if not np.array_equal(got, want):
         result.fail("receptive_field", row,
                     f"an impulse at input {','.join(map(str, start))} reaches "
