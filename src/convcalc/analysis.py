@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import List, Optional, Sequence, Tuple, Union
 
-from . import receptive
+from . import receptive as rfmath
 from .errors import ConvcalcError, ShapeError, StackSyntaxError
 from .language import DTYPES, LayerSpec, parse_shape, parse_stack
 from .layers import GraphLayer, Pairs, Shape, Window, build, fmt_shape
@@ -158,12 +158,13 @@ def _prod(vals) -> int:
 
 
 def analyze(stack: Sequence[Union[str, LayerSpec]], input_shape: Union[str, Sequence[int]],
-            dtype: str = "float32", explain: bool = False) -> Analysis:
+            dtype: str = "float32", explain: bool = False, receptive: bool = True) -> Analysis:
     """Every layer's shape, padding, params, MACs, memory and receptive field.
 
     ``stack`` is token texts (``@NAME`` references allowed) or parsed specs;
     ``input_shape`` a tuple or text like ``1x3x224x224``.  With ``explain``
-    every row carries its formulas with the numbers substituted.  Raises
+    every row carries its formulas with the numbers substituted; without
+    ``receptive`` no receptive field is computed (faster).  Raises
     :class:`ConvcalcError` naming the layer that cannot be computed.
     """
     if dtype not in DTYPES:
@@ -175,7 +176,7 @@ def analyze(stack: Sequence[Union[str, LayerSpec]], input_shape: Union[str, Sequ
         specs = parse_stack([s.text if isinstance(s, LayerSpec) else s for s in stack])
     layers = [build(s) for s in specs]
 
-    graph = _Graph(shape, specs)
+    graph = _Graph(shape, receptive)
     for spec, layer in zip(specs, layers):
         try:
             if isinstance(layer, GraphLayer):
@@ -193,8 +194,8 @@ def analyze(stack: Sequence[Union[str, LayerSpec]], input_shape: Union[str, Sequ
             paths = [b.then(w) for b, (_, w) in zip(befores, inputs)]
             path = paths[0] if len(paths) == 1 else PathState.merge(paths)
             if explain:
-                lines = (*lines, *(receptive.explain_step(befores[0], inputs[0][1], path)
-                                   if len(paths) == 1 else receptive.explain_merge(paths, path)))
+                lines = (*lines, *(rfmath.explain_step(befores[0], inputs[0][1], path)
+                                   if len(paths) == 1 else rfmath.explain_merge(paths, path)))
             act = _prod(st.output_shape) * width if st.allocates else 0
             graph.add(Row(spec.index, spec.kind, spec.text, st.part, st.input_shape,
                           st.output_shape, st.padding, st.params, st.buffers, st.macs, act,
@@ -217,13 +218,12 @@ def analyze(stack: Sequence[Union[str, LayerSpec]], input_shape: Union[str, Sequ
 class _Graph:
     """The rows so far as a graph: shapes, receptive states and names by position."""
 
-    def __init__(self, shape: Shape, specs):
+    def __init__(self, shape: Shape, receptive: bool = True):
         self.rows: List[Row] = []
-        self.states = {-1: PathState.start(len(shape) - 2)}
+        self.states = {-1: PathState.start(len(shape) - 2) if receptive else PathState(None)}
         self.input_shape = shape
         self.names = {"input": -1}
         self.cur = -1
-        self.specs = specs
 
     def add(self, row: Row, state: PathState) -> None:
         self.rows.append(row)
@@ -264,7 +264,7 @@ class _Graph:
             if pos in shared:
                 continue
             r = self.rows[pos]
-            lost = _remainder(r)
+            lost = inexact(r)
             if lost:
                 steps = _downsampling(self, max(a, b))
                 hint = f"layer {r.index} ({r.spec}) {lost}"
@@ -277,15 +277,25 @@ class _Graph:
         return None
 
 
-def _remainder(r: Row) -> Optional[str]:
-    """How a conv or pool rounds its size, if it drops part of its input."""
-    if not r.windows or r.kind not in ("conv", "sepconv", "maxpool", "avgpool"):
+def inexact(r: Row) -> Optional[str]:
+    """What a layer loses to rounding, if anything: a conv or pool whose last
+    window stops short of the last input positions, or an upsample whose
+    scale lands between sizes."""
+    if not r.windows:
         return None
-    for w, (b, a) in zip(r.windows, r.padding or ()):
-        span = w.in_size + b + a - w.dilation * (w.k - 1) - 1
-        if w.kind == "conv" and w.stride > 1 and span % w.stride:
-            return (f"rounds ({w.in_size} + {b + a} − {w.dilation * (w.k - 1) + 1})/{w.stride} "
-                    f"to {w.out_size}")
+    for d, w in enumerate(r.windows):
+        if w.kind == "conv" and r.kind in ("conv", "sepconv", "maxpool", "avgpool"):
+            b = r.padding[d][0] if r.padding else 0
+            end = (w.out_size - 1) * w.stride - b + w.dilation * (w.k - 1)
+            if end < w.in_size - 1:
+                lost = w.in_size - 1 - end
+                return (f"never reads the last {lost} input position{'s' if lost > 1 else ''} "
+                        f"of {w.in_size} (dim {d + 1}: {w.out_size} windows of stride "
+                        f"{w.stride})")
+        elif r.kind == "up" and w.scale_factor is not None:
+            exact = w.in_size * Fraction(repr(w.scale_factor))
+            if exact.denominator != 1:
+                return f"rounds {w.in_size}·{w.scale_factor:g} = {float(exact):g} down to {w.out_size}"
     return None
 
 
@@ -348,7 +358,7 @@ def region_at(a: Analysis, at: Sequence[int], layer: Optional[int] = None) -> Re
     if any(not 0 <= u < n for u, n in zip(at, out)):
         raise ShapeError(f"--at {','.join(map(str, at))} is outside the output "
                          f"{'x'.join(map(str, out))} of layer {target.index} ({target.spec})")
-    clipped = receptive.region(rows, len(rows) - 1, at, clip=True)
-    unclipped = receptive.region(rows, len(rows) - 1, at, clip=False)
+    clipped = rfmath.region(rows, len(rows) - 1, at, clip=True)
+    unclipped = rfmath.region(rows, len(rows) - 1, at, clip=False)
     as_tuple = (lambda b: None if b is None else tuple(tuple(p) for p in b))
     return Region(tuple(at), target.index, as_tuple(clipped), as_tuple(unclipped))

@@ -280,6 +280,162 @@ def rf(layers, files, input_shape, dtype, fmt, explain, at, layer, verify, seed,
         report_verify(v, fmt)
 
 
+def _shape_option(ctx, param, value):
+    from .language import parse_shape
+    if value is None:
+        return None
+    try:
+        return parse_shape(value)
+    except ConvcalcError as e:
+        raise click.BadParameter(e.reason) from None
+
+
+@cli.command()
+@stack_arguments
+@format_option
+@click.option("--expect-output", callback=_shape_option, metavar="SHAPE",
+              help="The output shape must be exactly this (1x10).")
+@click.option("--max-params", callback=lambda c, p, v: None if v is None else quantity(c, p, v),
+              metavar="N", help="At most this many parameters (25M).")
+@click.option("--max-macs", callback=lambda c, p, v: None if v is None else quantity(c, p, v),
+              metavar="N", help="At most this many MACs (4.1G).")
+@click.option("--min-rf", type=click.IntRange(min=1), metavar="N",
+              help="The receptive field (of the output, or of the last layer before positions "
+                   "mix) is at least N in every dim.")
+@click.option("--divisible-by", type=click.IntRange(min=1), metavar="N",
+              help="The input is divisible by N, and every input size divisible by N (up to "
+                   "this one) goes through without rounding or misaligned joins.")
+def check(layers, files, input_shape, dtype, fmt, expect_output, max_params, max_macs, min_rf,
+          divisible_by):
+    """Assertions for CI: exit 1 and list what failed.
+
+    \b
+    Example:
+      convcalc check @resnet50 --expect-output 1x1000 --max-params 26M \\
+          --max-macs 4.2G --min-rf 200 --divisible-by 32
+    """
+    from . import render
+    from .checks import run_checks
+    from .language import parse_stack
+    tokens, _ = gather_stack(layers, files)
+    a = run_analysis(layers, files, input_shape, dtype)
+    results = run_checks(a, parse_stack(tokens), expect_output, max_params, max_macs, min_rf,
+                         divisible_by)
+    if not results:
+        raise click.UsageError("no assertion given: use --expect-output, --max-params, "
+                               "--max-macs, --min-rf or --divisible-by")
+    failed = [c for c in results if not c.passed]
+    rows = [[c.name, c.expected, c.actual, "pass" if c.passed else "FAIL"] for c in results]
+    summary = [f"{len(results) - len(failed)} of {len(results)} checks passed"]
+    doc = {"passed": not failed, "input_shape": list(a.input_shape),
+           "checks": [c.to_dict() for c in results]}
+    emit(fmt, render.Report(("check", "expected", "actual", "result"), rows, (), summary), doc,
+         render.csv_text(("check", "expected", "actual", "passed"),
+                         [[c.name, c.expected, c.actual, c.passed] for c in results]))
+    if failed:
+        for c in failed:
+            click.echo(f"Error: check failed: {c.name}: expected {c.expected}, got {c.actual}",
+                       err=True)
+        raise click.exceptions.Exit(1)
+
+
+@cli.group()
+def solve():
+    """Solve for geometry: a layer's padding, or a stack's input sizes.
+
+    \b
+    Examples:
+      convcalc solve conv --in 64 --out 32 -k 4 -s 2
+      convcalc solve tconv --in 32 --out 64 -s 2
+      convcalc solve sizes @unet --range 64..1024
+    """
+
+
+def _solve_layer_command(kind: str):
+    @solve.command(kind)
+    @click.option("--in", "size_in", type=click.IntRange(min=1), required=True, metavar="N",
+                  help="Input size (one spatial dim).")
+    @click.option("--out", "size_out", type=click.IntRange(min=1), required=True, metavar="N",
+                  help="Wanted output size.")
+    @click.option("-k", "--kernel", type=click.IntRange(min=1),
+                  help="Kernel size (searched over 1..11 when left out).")
+    @click.option("-s", "--stride", type=click.IntRange(min=1),
+                  help="Stride (searched over 1..4 when left out).")
+    @click.option("-d", "--dilation", type=click.IntRange(min=1), default=1, show_default=True)
+    @format_option
+    def command(size_in, size_out, kernel, stride, dilation, fmt):
+        from . import render
+        from .solve import solve_layer
+        found = solve_layer(kind, size_in, size_out, kernel, stride, dilation)
+        doc = {"kind": kind, "in": size_in, "out": size_out,
+               "solutions": [x.to_dict() for x in found]}
+        if not found:
+            click.echo(f"No {kind} with those settings maps {size_in} to {size_out}.", err=True)
+            raise click.exceptions.Exit(1)
+        rows = [[x.token, render.fmt_padding((x.padding,)), str(x.op), x.formula(size_in)]
+                for x in found]
+        heads = ("layer", "crop" if kind == "tconv" else "padding", "op", "check")
+        emit(fmt, render.Report(heads, rows, (),
+                                [f"{len(found)} ways to map {size_in} → {size_out} with {kind}"]),
+             doc, render.csv_text(("token", "before", "after", "op"),
+                                  [[x.token, *x.padding, x.op] for x in found]))
+    command.__doc__ = (f"Every {kind} geometry that maps an input size to a target size "
+                       f"(paddings{' and output paddings' if kind == 'tconv' else ''}; "
+                       f"kernel and stride too when not given).")
+    return command
+
+
+for _kind in ("conv", "tconv", "maxpool", "avgpool"):
+    _solve_layer_command(_kind)
+
+
+def _size_range(ctx, param, value):
+    import re
+    m = re.fullmatch(r"\s*(\d+)\s*(?:\.\.|-|:)\s*(\d+)\s*", value or "")
+    if not m:
+        raise click.BadParameter(f"{value!r} is not a range like 64..1024")
+    return int(m.group(1)), int(m.group(2))
+
+
+@solve.command("sizes")
+@stack_arguments
+@format_option
+@click.option("--range", "size_range", callback=_size_range, default="32..1024",
+              show_default=True, metavar="LO..HI", help="The input sizes to try.")
+def solve_sizes_command(layers, files, input_shape, dtype, fmt, size_range):
+    """The input sizes in a range for which every layer divides exactly and
+    every add/concat lines up (every spatial dim set to the size)."""
+    from . import render
+    from .language import parse_shape, parse_stack
+    from .solve import solve_sizes
+    tokens, default = gather_stack(layers, files)
+    if not tokens:
+        raise click.UsageError("no layers given")
+    specs = parse_stack(tokens)
+    template = parse_shape(input_shape) if input_shape else default
+    if template is None:
+        raise click.UsageError("missing -i/--input SHAPE (batch and channels are taken from it)")
+    res = solve_sizes(specs, template, *size_range)
+    lo, hi = size_range
+    if res.sizes:
+        listed = ", ".join(map(str, res.sizes[:12])) + (", …" if len(res.sizes) > 12 else "")
+        head = (f"{len(res.sizes)} of {hi - lo + 1} sizes in {lo}..{hi} work exactly"
+                + (f": every multiple of {res.step} from {res.sizes[0]} to {res.sizes[-1]}"
+                   if res.step else ""))
+        lines = [head, f"  {listed}"]
+    else:
+        lines = [f"No size in {lo}..{hi} works exactly."]
+    if res.failures:
+        lines.append("For example:")
+        lines += [f"  {n}: {why}" for n, why in res.failures[:3]]
+    if fmt in ("table", "markdown"):
+        click.echo("\n".join(lines))
+    else:
+        emit(fmt, None, res.to_dict(), render.csv_text(("size",), [[n] for n in res.sizes]))
+    if not res.sizes:
+        raise click.exceptions.Exit(1)
+
+
 @cli.command()
 @format_option
 def models(fmt):
@@ -289,10 +445,14 @@ def models(fmt):
     from .language import builtin_models
     entries = []
     for name, stack in builtin_models().items():
-        a = analyze(stack.tokens, stack.input_shape)
+        try:
+            totals = analyze(stack.tokens, stack.input_shape, receptive=False).totals
+            params, macs = totals.params, totals.macs
+        except ConvcalcError:  # a model shown failing at its default input
+            params = macs = None
         entries.append({"name": name, "description": stack.description,
                         "input": list(stack.input_shape), "layers": len(stack.tokens),
-                        "params": a.totals.params, "macs": a.totals.macs})
+                        "params": params, "macs": macs})
     csv_rows = [[e["name"], e["description"], render.fmt_shape(e["input"]), e["layers"],
                  e["params"], e["macs"]] for e in entries]
     emit(fmt, render.models_report(entries), entries,

@@ -165,7 +165,8 @@ def _ranges(boxes, names) -> str:
 
 def models_report(entries: Sequence[Dict]) -> Report:
     rows = [[f"@{e['name']}", e["description"], fmt_shape(e["input"]), str(e["layers"]),
-             f"{e['params']:,}", si(e["macs"])] for e in entries]
+             "fails" if e["params"] is None else f"{e['params']:,}",
+             "" if e["macs"] is None else si(e["macs"])] for e in entries]
     return Report(("name", "description", "input", "layers", "params", "MACs"), rows,
                   ("layers", "params", "MACs"))
 
@@ -186,12 +187,13 @@ def dump_json(data, level: int = 0) -> str:
     """Indented JSON with shapes and paddings kept on one line."""
     pad, inner = "  " * level, "  " * (level + 1)
     if isinstance(data, dict) and data:
-        items = [f"{inner}{json.dumps(k)}: {dump_json(v, level + 1)}" for k, v in data.items()]
+        items = [f"{inner}{json.dumps(k, ensure_ascii=False)}: {dump_json(v, level + 1)}"
+                 for k, v in data.items()]
         return "{\n" + ",\n".join(items) + f"\n{pad}}}"
     if isinstance(data, list) and data and not _flat(data):
         items = [f"{inner}{dump_json(v, level + 1)}" for v in data]
         return "[\n" + ",\n".join(items) + f"\n{pad}]"
-    return json.dumps(data, separators=(", ", ": "))
+    return json.dumps(data, separators=(", ", ": "), ensure_ascii=False)
 
 
 def csv_text(headers: Sequence[str], rows: Sequence[Sequence]) -> str:

@@ -1,0 +1,145 @@
+"""Solving for geometry: the paddings that map one size to another, and the
+input sizes a whole stack takes without rounding anything away.
+
+:func:`solve_layer` enumerates, for a conv, pool or transposed conv, every
+(kernel, stride, padding, output padding) within small bounds that turns an
+input size into a target size; :func:`solve_sizes` tries every input size in
+a range through the full analysis.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Tuple
+
+from .analysis import analyze, inexact
+from .errors import ConvcalcError, StackSyntaxError
+
+SOLVABLE = ("conv", "maxpool", "avgpool", "tconv")
+KERNELS = range(1, 12)  # searched when -k is not given
+STRIDES = range(1, 5)  # searched when -s is not given
+MAX_SOLUTIONS = 200
+
+
+@dataclass(frozen=True)
+class LayerSolution:
+    kind: str
+    k: int
+    s: int
+    d: int
+    padding: Tuple[int, int]  # before, after (a transposed conv: cropped)
+    op: int  # output padding (transposed conv)
+
+    @property
+    def token(self) -> str:
+        b, a = self.padding
+        parts = [f"k={self.k}"]
+        if self.kind != "conv" and self.kind != "tconv":
+            parts = [str(self.k)]
+        if self.s != (self.k if self.kind in ("maxpool", "avgpool") else 1):
+            parts.append(f"s={self.s}")
+        if b or a:
+            parts.append(f"p={b}" if b == a else f"p={b}:{a}")
+        if self.d != 1:
+            parts.append(f"d={self.d}")
+        if self.op:
+            parts.append(f"op={self.op}")
+        head = {"conv": "conv:C,", "tconv": "tconv:C,"}.get(self.kind, f"{self.kind}:")
+        return head + ",".join(parts)
+
+    def formula(self, i: int) -> str:
+        b, a = self.padding
+        if self.kind == "tconv":
+            o = (i - 1) * self.s - b - a + self.d * (self.k - 1) + self.op + 1
+            return (f"({i}−1)·{self.s} − {b} − {a} + {self.d}·({self.k}−1) + {self.op} + 1 "
+                    f"= {o}")
+        o = (i + b + a - self.d * (self.k - 1) - 1) // self.s + 1
+        return f"⌊({i} + {b} + {a} − {self.d}·({self.k}−1) − 1)/{self.s}⌋ + 1 = {o}"
+
+    def to_dict(self) -> dict:
+        return {"token": self.token, "k": self.k, "s": self.s, "d": self.d,
+                "padding": list(self.padding), "op": self.op}
+
+
+def solve_layer(kind: str, size_in: int, size_out: int, k: Optional[int] = None,
+                s: Optional[int] = None, d: int = 1) -> List[LayerSolution]:
+    """Every geometry of ``kind`` mapping ``size_in`` to ``size_out`` in one dim.
+
+    Paddings are listed as (before, after) with the odd unit after (the
+    TensorFlow 'SAME' convention) when the total is odd; pools keep PyTorch's
+    rule that each side is at most k/2; a transposed conv pads symmetrically
+    (as PyTorch does) and takes output padding below max(stride, dilation).
+    """
+    if kind not in SOLVABLE:
+        raise StackSyntaxError(f"solve knows {', '.join(SOLVABLE)}, not {kind!r}")
+    if min(size_in, size_out) < 1 or (k is not None and k < 1) or (s is not None and s < 1) \
+            or d < 1:
+        raise StackSyntaxError("sizes, kernel, stride and dilation must be at least 1")
+    found: List[LayerSolution] = []
+    for kk in ([k] if k else KERNELS):
+        for ss in ([s] if s else STRIDES):
+            span = d * (kk - 1)
+            if kind == "tconv":
+                for p in range(0, span + 1):
+                    op = size_out - ((size_in - 1) * ss - 2 * p + span + 1)
+                    if 0 <= op < max(ss, d):
+                        found.append(LayerSolution(kind, kk, ss, d, (p, p), op))
+                continue
+            # floor((i + T − span − 1)/s) + 1 = o  ⇔  T in [(o−1)s + span + 1 − i, … + s − 1]
+            low = (size_out - 1) * ss + span + 1 - size_in
+            for total in range(max(low, 0), low + ss):
+                before, after = total // 2, total - total // 2
+                if kind != "conv" and 2 * after > kk:
+                    continue  # PyTorch: pool padding at most half the kernel
+                found.append(LayerSolution(kind, kk, ss, d, (before, after), 0))
+    found.sort(key=lambda x: (x.k, x.s, sum(x.padding), x.padding[1] != x.padding[0], x.op))
+    return found[:MAX_SOLUTIONS]
+
+
+@dataclass(frozen=True)
+class SizesResult:
+    low: int
+    high: int
+    sizes: Tuple[int, ...]
+    # why the first few other sizes fail: (size, message)
+    failures: Tuple[Tuple[int, str], ...]
+
+    @property
+    def step(self) -> Optional[int]:
+        """The common difference when the sizes are every N-th number."""
+        if len(self.sizes) < 2:
+            return None
+        gaps = {b - a for a, b in zip(self.sizes, self.sizes[1:])}
+        return gaps.pop() if len(gaps) == 1 else None
+
+    def to_dict(self) -> dict:
+        return {"range": [self.low, self.high], "sizes": list(self.sizes), "step": self.step,
+                "failures": [{"size": n, "reason": why} for n, why in self.failures]}
+
+
+def solve_sizes(tokens: Sequence, template: Sequence[int], low: int, high: int
+                ) -> SizesResult:
+    """The input sizes in [low, high] (every spatial dim set to it) at which the
+    stack analyzes and no layer rounds input away or lands between sizes."""
+    if len(template) < 3:
+        raise StackSyntaxError("solve sizes needs an input with spatial dims")
+    if not 1 <= low <= high:
+        raise StackSyntaxError(f"--range {low}..{high} is empty")
+    if high - low > 100_000:
+        raise StackSyntaxError("--range spans more than 100,000 sizes")
+    good, failures = [], []
+    for n in range(low, high + 1):
+        shape = (*template[:2], *([n] * (len(template) - 2)))
+        try:
+            a = analyze(tokens, shape, receptive=False)
+        except ConvcalcError as e:
+            if e.exit_code == 2:
+                raise
+            failures.append((n, e.message))
+            continue
+        lost = next(((r, why) for r in a.layers if (why := inexact(r))), None)
+        if lost:
+            r, why = lost
+            failures.append((n, f"layer {r.index} ({r.spec}) {why}"))
+            continue
+        good.append(n)
+    return SizesResult(low, high, tuple(good), tuple(failures[:5]))
