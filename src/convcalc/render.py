@@ -45,8 +45,10 @@ def fmt_padding(pairs, collapse: bool = True) -> str:
     return texts[0] if collapse and len(set(texts)) == 1 else "x".join(texts)
 
 
-def fmt_rf(rf: Optional[ReceptiveField]) -> str:
+def fmt_rf(rf: Optional[ReceptiveField], note: Optional[str] = None) -> str:
     if rf is None:
+        if note:
+            return "misaligned" if "aligned" in note else "strides differ"
         return "global"
     return f"{fmt_dims(rf.size)} / {fmt_dims(rf.stride, fmt_fraction)}"
 
@@ -93,7 +95,7 @@ def _notes(a: Analysis) -> List[Tuple[str, Sequence[str]]]:
 
 def shape_report(a: Analysis) -> Report:
     rows = [[str(r.index), layer_label(r), fmt_shape(r.output_shape), fmt_padding(r.padding),
-             fmt_rf(r.receptive_field), f"{r.params:,}", si(r.macs),
+             fmt_rf(r.receptive_field, r.receptive_note), f"{r.params:,}", si(r.macs),
              human_bytes(r.activation_bytes)] for r in a.layers]
     t, m = a.totals, a.memory
     summary = [
@@ -114,6 +116,8 @@ def shape_report(a: Analysis) -> Report:
 def _network_rf(a: Analysis) -> str:
     if a.receptive_field is not None:
         return f"{fmt_rf(a.receptive_field)} (size / effective stride)"
+    if a.receptive_note:
+        return f"none: {a.receptive_note} (rf --at gives any position's exact region)"
     last = next((r for r in reversed(a.layers) if r.receptive_field is not None), None)
     if last is None:
         return "global"
@@ -125,7 +129,7 @@ def rf_report(a: Analysis) -> Report:
     rows = []
     for r in a.layers:
         rf = r.receptive_field
-        cells = ["global", "", "", "", ""] if rf is None else [
+        cells = [fmt_rf(None, r.receptive_note), "", "", "", ""] if rf is None else [
             fmt_dims(rf.size), fmt_dims(rf.stride, fmt_fraction),
             fmt_dims(rf.padding, fmt_fraction), fmt_dims(rf.start, fmt_fraction),
             fmt_dims(rf.center, fmt_fraction)]

@@ -111,7 +111,10 @@ class _Runner:
         self.np, self.ops, self.rng = np, ops, rng
 
     def weights(self, *shape):
-        return self.rng.uniform(-1, 1, size=shape).astype(self.np.float32)
+        """Uniform weights scaled by 1/√fan-in, so activations keep their size
+        through deep stacks instead of overflowing float32."""
+        scale = 1 / math.sqrt(_prod(shape[1:])) if len(shape) > 1 else 1.0
+        return (self.rng.uniform(-1, 1, size=shape) * scale).astype(self.np.float32)
 
     def run(self, row: Row, layer: Layer, xs) -> Tuple[object, List[object]]:
         """(output, parameter tensors) of one row on its inputs."""
