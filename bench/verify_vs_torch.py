@@ -35,7 +35,7 @@ def resnet50_stack():
 
 
 def torch_twin(a, torch):
-    """The same rows as torch modules."""
+    """The same rows as torch modules, run over the same graph (adds, concats)."""
     nn = torch.nn
     mods = []
     for r in a.layers:
@@ -44,22 +44,36 @@ def torch_twin(a, torch):
         if r.kind == "conv":
             w = r.windows
             mods.append(nn.Conv2d(cin, cout, (w[0].k, w[1].k), (w[0].stride, w[1].stride),
-                                  (w[0].pad, w[1].pad), bias=spec["bias"]))
+                                  (w[0].pad, w[1].pad), groups=spec["g"], bias=spec["bias"]))
         elif r.kind == "bn":
             mods.append(nn.BatchNorm2d(cin))
         elif r.kind == "act":
-            mods.append(nn.ReLU())
+            mods.append({"relu": nn.ReLU, "relu6": nn.ReLU6}[spec["name"]]())
         elif r.kind == "maxpool":
-            mods.append(nn.MaxPool2d(3, 2, 1))
-        elif r.kind == "gap":
-            mods.append(nn.AdaptiveAvgPool2d(1))
+            w = r.windows[0]
+            mods.append(nn.MaxPool2d(w.k, w.stride, w.pad))
+        elif r.kind in ("gap", "aavgpool"):
+            mods.append(nn.AdaptiveAvgPool2d(r.output_shape[2:]))
         elif r.kind == "flatten":
             mods.append(nn.Flatten(1))
+        elif r.kind == "dropout":
+            mods.append(nn.Dropout(spec["p"]))
         elif r.kind == "linear":
             mods.append(nn.Linear(r.input_shape[-1], cout))
+        elif r.kind in ("save", "from", "add"):
+            mods.append(None)
         else:
             raise SystemExit(f"bench: no torch twin for {r.spec}")
-    return nn.Sequential(*mods).eval()
+    layers = nn.ModuleList(m if m is not None else nn.Identity() for m in mods)
+
+    def forward(x):
+        outs = {-1: x}
+        for pos, (r, m) in enumerate(zip(a.layers, layers)):
+            ins = [outs[src] for src, _ in r.inputs]
+            outs[pos] = sum(ins[1:], ins[0]) if r.kind == "add" else m(ins[0])
+        return outs[len(a.layers) - 1]
+    layers.eval()
+    return forward
 
 
 def best_of(fn, repeat):
