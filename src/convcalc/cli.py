@@ -98,8 +98,31 @@ def gather_stack(layers: Sequence[str], files) -> Tuple[List[str], Optional[Tupl
     return tokens, shape
 
 
+def complete_layer(ctx, param, incomplete: str):
+    """Shell completion: @model names after '@', else layer kinds and their keys."""
+    from click.shell_completion import CompletionItem
+
+    from .language import ALIASES, KINDS, builtin_models
+    if incomplete.startswith("@"):
+        return [CompletionItem("@" + name, help=stack.description)
+                for name, stack in builtin_models().items() if name.startswith(incomplete[1:])]
+    kind, colon, rest = incomplete.partition(":")
+    if not colon:
+        names = sorted(set(KINDS) | set(ALIASES))
+        return [CompletionItem(n, help=KINDS[ALIASES.get(n, (n,))[0]].doc)
+                for n in names if n.startswith(incomplete)]
+    base = ALIASES.get(kind, (kind,))[0]
+    if base not in KINDS:
+        return []
+    head, _, last = rest.rpartition(",")
+    prefix = f"{kind}:{head + ',' if head else ''}"
+    return [CompletionItem(f"{prefix}{key}=") for key in KINDS[base].keys
+            if key.startswith(last) and "=" not in last]
+
+
 def stack_arguments(f):
-    f = click.argument("layers", nargs=-1, metavar="[LAYER]...")(f)
+    f = click.argument("layers", nargs=-1, metavar="[LAYER]...",
+                       shell_complete=complete_layer)(f)
     f = click.option("-f", "--file", "files", type=click.File("r"), multiple=True,
                      help="Read layer tokens from a stack file ('-' for stdin); "
                           "# starts a comment. May be repeated; command-line layers follow.")(f)
