@@ -324,6 +324,9 @@ class Region:
     index: int  # the layer whose output position it is
     region: Optional[Tuple[Tuple[int, int], ...]]  # clipped to the input; None: reads no input
     unclipped: Optional[Tuple[Tuple[int, int], ...]]
+    # the exact sets behind the boxes (unions of per-dim products), for pictures
+    positions: Tuple = ()
+    positions_unclipped: Tuple = ()
 
     def to_dict(self) -> dict:
         def boxes(b):
@@ -358,7 +361,13 @@ def region_at(a: Analysis, at: Sequence[int], layer: Optional[int] = None) -> Re
     if any(not 0 <= u < n for u, n in zip(at, out)):
         raise ShapeError(f"--at {','.join(map(str, at))} is outside the output "
                          f"{'x'.join(map(str, out))} of layer {target.index} ({target.spec})")
-    clipped = rfmath.region(rows, len(rows) - 1, at, clip=True)
-    unclipped = rfmath.region(rows, len(rows) - 1, at, clip=False)
-    as_tuple = (lambda b: None if b is None else tuple(tuple(p) for p in b))
-    return Region(tuple(at), target.index, as_tuple(clipped), as_tuple(unclipped))
+    sets = rfmath.region_sets(rows, len(rows) - 1, at, clip=True)
+    sets_unclipped = rfmath.region_sets(rows, len(rows) - 1, at, clip=False)
+
+    def box(products):
+        if not products:
+            return None
+        return tuple((min(min(p[d]) for p in products), max(max(p[d]) for p in products))
+                     for d in range(len(at)))
+    return Region(tuple(at), target.index, box(sets), box(sets_unclipped), tuple(sets),
+                  tuple(sets_unclipped))

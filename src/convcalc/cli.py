@@ -236,7 +236,10 @@ def parse_position(ctx, param, value):
 @format_option
 @explain_option
 @verify_options
-def shape(layers, files, input_shape, dtype, fmt, explain, verify, seed, max_memory):
+@click.option("--svg", "svg_file", type=click.File("w"), metavar="FILE",
+              help="Also write a diagram of the stack as SVG (blocks sized by shape, arrows "
+                   "for skips).")
+def shape(layers, files, input_shape, dtype, fmt, explain, verify, seed, max_memory, svg_file):
     """Per-layer output shape, padding, receptive field, params, MACs, memory.
 
     \b
@@ -247,6 +250,9 @@ def shape(layers, files, input_shape, dtype, fmt, explain, verify, seed, max_mem
     from . import render
     a = run_analysis(layers, files, input_shape, dtype, explain)
     v = run_verify(a, seed, max_memory) if verify else None
+    if svg_file is not None:
+        from .pictures import svg
+        svg_file.write(svg(a))
     doc = a.to_dict()
     if v is not None:
         doc["verify"] = v.to_dict()
@@ -264,8 +270,15 @@ def shape(layers, files, input_shape, dtype, fmt, explain, verify, seed, max_mem
                    "region it depends on.")
 @click.option("--layer", type=click.IntRange(min=1), metavar="N",
               help="With --at: a position of layer N's output instead of the last layer's.")
+@click.option("--show", is_flag=True,
+              help="With --at: draw the input as a grid, marking what the position depends on "
+                   "and the padding it reads (inputs up to 80 per dim).")
+@click.option("--erf", is_flag=True,
+              help="The effective receptive field (Luo et al. 2016) of --at (default: the "
+                   "output's center) as a heatmap: |∂y/∂x| with uniform weights.")
 @verify_options
-def rf(layers, files, input_shape, dtype, fmt, explain, at, layer, verify, seed, max_memory):
+def rf(layers, files, input_shape, dtype, fmt, explain, at, layer, show, erf, verify, seed,
+       max_memory):
     """Receptive field per layer: size r, effective stride S, effective padding P.
 
     \b
@@ -277,9 +290,12 @@ def rf(layers, files, input_shape, dtype, fmt, explain, at, layer, verify, seed,
     from .analysis import region_at
     a = run_analysis(layers, files, input_shape, dtype, explain)
     v = run_verify(a, seed, max_memory) if verify else None
+    if erf:
+        return _erf(a, at, layer, fmt, v)
     if at is None:
-        if layer is not None:
-            raise click.UsageError("--layer goes with --at")
+        if layer is not None or show:
+            raise click.UsageError(f"{'--layer' if layer is not None else '--show'} goes with "
+                                   f"--at")
         doc = a.rf_dict()
         if v is not None:
             doc["verify"] = v.to_dict()
@@ -288,8 +304,11 @@ def rf(layers, files, input_shape, dtype, fmt, explain, at, layer, verify, seed,
             report_verify(v, fmt)
         return
     reg = region_at(a, at, layer)
-    report = render.Report(("",), [], summary=render.region_lines(a, reg),
-                           notes=render.rf_report(a).notes)
+    lines = render.region_lines(a, reg)
+    if show:
+        from .pictures import region_grid
+        lines += [""] + region_grid(a, reg)
+    report = render.Report(("",), [], summary=lines, notes=render.rf_report(a).notes)
     if fmt in ("table", "markdown"):
         click.echo("\n".join(report.summary))
         for title, notes in report.notes:
@@ -311,6 +330,35 @@ def _shape_option(ctx, param, value):
         return parse_shape(value)
     except ConvcalcError as e:
         raise click.BadParameter(e.reason) from None
+
+
+def _erf(a, at, layer, fmt, v) -> None:
+    from . import pictures, render
+    from .analysis import region_at
+    target = len(a.layers) - 1
+    if layer is not None:
+        target = max(i for i, r in enumerate(a.layers) if r.index == layer) \
+            if any(r.index == layer for r in a.layers) else None
+        if target is None:
+            raise click.BadParameter(f"the stack has no layer {layer}", param_hint="--layer")
+    out = a.layers[target].output_shape[2:]
+    if at is None:
+        at = tuple(n // 2 for n in out)
+    region_at(a, at, a.layers[target].index)  # validates the position and the path
+    g = pictures.erf(a, at, target)
+    ext = pictures.erf_extent(g)
+    doc = {"at": list(at), "layer": a.layers[target].index,
+           "extent_95": [list(e) for e in ext],
+           "erf": [[round(float(x), 6) for x in row] for row in g.reshape(-1, g.shape[-1])]}
+    if v is not None:
+        doc["verify"] = v.to_dict()
+    if fmt in ("table", "markdown"):
+        click.echo("\n".join(pictures.erf_lines(a, at, target, g)))
+    else:
+        emit(fmt, None, doc, render.csv_text([f"x{i}" for i in range(g.shape[-1])],
+                                             doc["erf"]))
+    if v is not None:
+        report_verify(v, fmt)
 
 
 @cli.command()

@@ -11,12 +11,10 @@ values are joined with ``x`` (``k=3x5``), asymmetric padding per dim is
 """
 from __future__ import annotations
 
-import difflib
 import math
+import os
 import re
 from dataclasses import dataclass
-from importlib import resources
-from pathlib import Path
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .errors import StackSyntaxError
@@ -185,6 +183,7 @@ def read_choice(*options: str) -> Callable[[str], str]:
 
 
 def _suggest(word: str, options: Sequence[str]) -> str:
+    import difflib  # only on the error path: start-up time is a feature
     close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
@@ -466,13 +465,16 @@ def parse_quantity(text: str) -> int:
     return round(float(m.group(1)) * _SI[unit])
 
 
+MODELS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models")
+
+
 def builtin_models() -> Dict[str, StackText]:
     """The stacks shipped in ``convcalc/models``, by name."""
     out = {}
-    for entry in sorted(resources.files("convcalc").joinpath("models").iterdir(),
-                        key=lambda e: e.name):
-        if entry.name.endswith(".stack"):
-            out[entry.name[:-6]] = split_stack_text(entry.read_text(), entry.name)
+    for entry in sorted(os.listdir(MODELS_DIR)):
+        if entry.endswith(".stack"):
+            with open(os.path.join(MODELS_DIR, entry), encoding="utf-8") as f:
+                out[entry[:-6]] = split_stack_text(f.read(), entry)
     return out
 
 
@@ -481,10 +483,11 @@ def read_reference(name: str) -> StackText:
     models = builtin_models()
     if name in models:
         return models[name]
-    path = Path(name).expanduser()
-    if path.is_file():
+    path = os.path.expanduser(name)
+    if os.path.isfile(path):
         try:
-            return split_stack_text(path.read_text(), name)
+            with open(path, encoding="utf-8") as f:
+                return split_stack_text(f.read(), name)
         except (OSError, UnicodeDecodeError) as e:
             raise StackSyntaxError(f"cannot read stack file {name}: {e}") from None
     raise StackSyntaxError(f"not a built-in model{_suggest(name, list(models))} "

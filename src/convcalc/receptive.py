@@ -412,16 +412,14 @@ def forward(products: List[Product], windows: Sequence[Window]) -> List[Product]
                             for positions, w in zip(prod, windows)) for prod in products])
 
 
-def region(rows, target: int, at: Sequence[int], clip: bool
-           ) -> Optional[List[Tuple[int, int]]]:
-    """Bounding box, per dim, of the input positions output ``at`` of row
-    ``target`` depends on.
+def region_sets(rows, target: int, at: Sequence[int], clip: bool) -> List[Product]:
+    """The input positions output ``at`` of row ``target`` depends on, exactly,
+    as a union of products of per-dim sets (empty: it reads only padding).
 
     ``rows`` have ``inputs``: (row position or −1 for the network input,
-    windows) pairs.  The exact sets of positions are carried backwards
-    through every path (a box would take in positions in the holes a
-    dilation or a stride leaves, and those may read inputs the true set does
-    not).  None when the position depends on no input position.
+    windows) pairs.  The exact sets are carried backwards through every path
+    (a box would take in positions in the holes a dilation or a stride
+    leaves, and those may read inputs the true set does not).
     """
     pending = {target: [tuple(frozenset([u]) for u in at)]}
     for pos in range(target, -1, -1):
@@ -429,9 +427,20 @@ def region(rows, target: int, at: Sequence[int], clip: bool
         if not products:
             continue
         for src, windows in rows[pos].inputs:
+            if windows is None:
+                r = rows[pos]
+                raise ShapeError(f"layer {r.index} ({r.spec}) mixes every position, so no "
+                                 f"output position after it has a region; pick an earlier "
+                                 f"layer with --layer")
             reached = backward(products, windows, clip)
             pending[src] = _simplify(pending.get(src, []) + reached)
-    products = pending.get(-1, [])
+    return pending.get(-1, [])
+
+
+def region(rows, target: int, at: Sequence[int], clip: bool
+           ) -> Optional[List[Tuple[int, int]]]:
+    """Bounding box, per dim, of :func:`region_sets`; None when it is empty."""
+    products = region_sets(rows, target, at, clip)
     if not products:
         return None
     return [(min(min(p[d]) for p in products), max(max(p[d]) for p in products))

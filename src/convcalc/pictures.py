@@ -1,0 +1,266 @@
+"""Pictures: the region one output sees as a character grid, the effective
+receptive field as a heatmap, and the stack as an SVG diagram.
+
+Plain text and plain SVG, no new dependency; numpy only for the heatmap.
+"""
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from html import escape
+from typing import Dict, List, Sequence, Tuple
+
+from .analysis import Analysis, Region
+from .errors import ShapeError
+from .layers import DIM_NAMES, Window
+from .receptive import _padded_source, tap_set
+
+MAX_GRID = 80  # positions per dim that --show draws
+MAX_ERF = 4096  # positions per dim that --erf computes
+SHADES = " ░▒▓█"
+
+LEGEND = "█ input it depends on   · other input   ▒ padding it reads   (rows: y, columns: x)"
+
+
+def _member(products, point) -> bool:
+    return any(all(v in s for v, s in zip(point, prod)) for prod in products)
+
+
+def region_grid(a: Analysis, reg: Region) -> List[str]:
+    """The input (and the padding the window reaches into) as characters."""
+    spatial = a.input_shape[2:]
+    if max(spatial) > MAX_GRID:
+        raise ShapeError(f"--show draws inputs of at most {MAX_GRID} positions per dim; this "
+                         f"one is {'x'.join(map(str, spatial))} (use the region numbers)")
+    n = len(spatial)
+    lo = [min(0, *(min(p[d]) for p in reg.positions_unclipped)) for d in range(n)]
+    hi = [max(s - 1, *(max(p[d]) for p in reg.positions_unclipped)) for d, s in enumerate(spatial)]
+
+    def cell(point) -> str:
+        inside = all(0 <= v < s for v, s in zip(point, spatial))
+        if inside:
+            return "█" if _member(reg.positions, point) else "·"
+        return "▒" if _member(reg.positions_unclipped, point) else " "
+
+    lines: List[str] = []
+    if n == 1:
+        lines.append("".join(cell((x,)) for x in range(lo[0], hi[0] + 1)))
+        lines.append(f"x from {lo[0]} to {hi[0]} (input 0..{spatial[0] - 1})")
+        return lines + ["█ input it depends on   · other input   ▒ padding it reads"]
+    depth = range(lo[0], hi[0] + 1) if n == 3 else [None]
+    for z in depth:
+        if z is not None:
+            if not any(_member(reg.positions_unclipped, (z, y, x))
+                       for y in range(lo[1], hi[1] + 1) for x in range(lo[2], hi[2] + 1)):
+                continue
+            lines.append(f"z = {z}{'' if 0 <= z < spatial[0] else ' (padding)'}:")
+        for y in range(lo[-2], hi[-2] + 1):
+            pre = () if z is None else (z,)
+            lines.append("".join(cell((*pre, y, x)) for x in range(lo[-1], hi[-1] + 1)))
+    lines.append(f"y from {lo[-2]} to {hi[-2]}, x from {lo[-1]} to {hi[-1]} "
+                 f"(input 0..{spatial[-2] - 1} x 0..{spatial[-1] - 1})")
+    return lines + [LEGEND]
+
+
+# ---------------------------------------------------------------------------
+# effective receptive field (Luo et al., 2016)
+# ---------------------------------------------------------------------------
+
+def _weights(w: Window, o: int) -> Dict[int, float]:
+    """Input position -> weight that output o gives it: every kernel tap 1/k
+    (uniform weights; a tap in zero padding adds nothing), an area window
+    1/size, interpolation its own weights."""
+    if w.kind in ("conv", "tconv", "area", "nearest", "nearest-exact") or w.copy:
+        taps: Dict[int, float] = {}
+        if w.kind == "conv":
+            start = o * w.stride - w.pad
+            for j in range(w.k):
+                t = start + j * w.dilation
+                if not 0 <= t < w.in_size:
+                    t = _padded_source(t, w.in_size, w.padding_mode)
+                if t is not None:
+                    taps[t] = taps.get(t, 0.0) + 1.0 / w.k
+        else:
+            ts = list(tap_set(w, o))
+            each = 1.0 / (w.k if w.kind == "tconv" else len(ts) if ts else 1)
+            taps = {t: each for t in ts}
+        return taps
+    # linear family and bicubic: PyTorch's source index, its two or four weights
+    r = w.ratio
+    src = o * r if w.align_corners else (o + Fraction(1, 2)) * r - Fraction(1, 2)
+    cubic = w.kind == "bicubic"
+    if not cubic and src < 0:
+        src = Fraction(0)
+    i0 = math.floor(src)
+    t = float(src - i0)
+    last = w.in_size - 1
+    if cubic:
+        A = -0.75
+        coeff = [((A * (t + 1) - 5 * A) * (t + 1) + 8 * A) * (t + 1) - 4 * A,
+                 ((A + 2) * t - (A + 3)) * t * t + 1,
+                 ((A + 2) * (1 - t) - (A + 3)) * (1 - t) * (1 - t) + 1,
+                 ((A * (2 - t) - 5 * A) * (2 - t) + 8 * A) * (2 - t) - 4 * A]
+        out: Dict[int, float] = {}
+        for m, c in enumerate(coeff):
+            x = min(max(i0 - 1 + m, 0), last)
+            out[x] = out.get(x, 0.0) + c
+        return out
+    i0 = min(i0, last)
+    i1 = i0 + (1 if i0 < last else 0)
+    return {i0: 1 - t, i1: t} if i1 != i0 else {i0: 1.0}
+
+
+def _matrix(np, w: Window):
+    m = np.zeros((w.out_size, w.in_size))
+    for o in range(w.out_size):
+        for x, v in _weights(w, o).items():
+            m[o, x] += v
+    return m
+
+
+def erf(a: Analysis, at: Sequence[int], target: int):
+    """|∂ output(at) / ∂ input| with uniform weights (Luo et al. 2016), exact
+    backpropagation over every path; an array over the input's spatial dims."""
+    import numpy as np
+    rows = a.layers
+    if any(s > MAX_ERF for r in rows[:target + 1] for s in r.output_shape[2:]):
+        raise ShapeError(f"--erf computes inputs of at most {MAX_ERF} positions per dim")
+    start = np.zeros(rows[target].output_shape[2:])
+    start[tuple(at)] = 1.0
+    grads = {target: start}
+    for pos in range(target, -1, -1):
+        g = grads.pop(pos, None)
+        if g is None:
+            continue
+        for src, windows in rows[pos].inputs:
+            if windows is None:
+                r = rows[pos]
+                raise ShapeError(f"layer {r.index} ({r.spec}) mixes every position; pick an "
+                                 f"earlier layer with --layer")
+            h = g
+            for axis, w in enumerate(windows or ()):
+                h = np.moveaxis(np.tensordot(h, _matrix(np, w), axes=([axis], [0])), -1, axis)
+            grads[src] = grads[src] + h if src in grads else h
+    g = np.abs(grads.get(-1, np.zeros(a.input_shape[2:])))
+    return g / g.max() if g.max() > 0 else g
+
+
+def erf_extent(g, share: float = 0.95) -> Tuple[Tuple[int, int], ...]:
+    """Per dim, the smallest window around the peak holding ``share`` of the
+    gradient's marginal mass."""
+    import numpy as np
+    out = []
+    for axis in range(g.ndim):
+        marg = g.sum(axis=tuple(a for a in range(g.ndim) if a != axis))
+        total = marg.sum()
+        if total <= 0:
+            out.append((0, -1))
+            continue
+        lo = hi = int(np.argmax(marg))
+        mass = marg[lo]
+        while mass < share * total:
+            left = marg[lo - 1] if lo > 0 else -1
+            right = marg[hi + 1] if hi + 1 < len(marg) else -1
+            if right >= left:
+                hi += 1
+                mass += marg[hi]
+            else:
+                lo -= 1
+                mass += marg[lo]
+        out.append((lo, hi))
+    return tuple(out)
+
+
+def heatmap(g, width: int = 64) -> List[str]:
+    """Shade characters, pooled (by max) to at most ``width`` columns."""
+    import numpy as np
+    if g.ndim == 3:
+        g = g.max(axis=0)
+    if g.ndim == 1:
+        g = g[None, :]
+    step = max(1, math.ceil(max(g.shape[1] / width, g.shape[0] / (width // 2))))
+    h = math.ceil(g.shape[0] / step)
+    w = math.ceil(g.shape[1] / step)
+    pooled = np.zeros((h, w))
+    for y in range(h):
+        for x in range(w):
+            pooled[y, x] = g[y * step:(y + 1) * step, x * step:(x + 1) * step].max()
+    # blank under 1% of the peak, then quarters of it
+    levels = np.searchsorted(np.array([0.01, 0.25, 0.5, 0.75]), pooled, side="right")
+    return ["".join(SHADES[v] for v in row) for row in levels] + \
+        ([f"(each character is {step}x{step} input positions, the largest of them)"]
+         if step > 1 else [])
+
+
+def erf_lines(a: Analysis, at: Sequence[int], target: int, g) -> List[str]:
+    row = a.layers[target]
+    ext = erf_extent(g)
+    names = DIM_NAMES[g.ndim]
+    rf = row.receptive_field
+    lines = [f"Effective receptive field of output {','.join(map(str, at))} of layer {row.index} "
+             f"({row.spec}): |∂y/∂x| with uniform weights (Luo et al. 2016); "
+             f"░ ≥ 1%, ▒ ≥ 25%, ▓ ≥ 50%, █ ≥ 75% of the peak:"]
+    lines += heatmap(g)
+    spans = ", ".join(f"{n} {lo}..{hi} ({hi - lo + 1})" for n, (lo, hi) in zip(names, ext))
+    lines.append(f"95% of the gradient mass lies within {spans}"
+                 + (f"; the theoretical receptive field is {'x'.join(map(str, rf.size))}"
+                    if rf else ""))
+    return lines
+
+
+# ---------------------------------------------------------------------------
+# SVG diagram
+# ---------------------------------------------------------------------------
+
+COLORS = {"conv": "#4e79a7", "sepconv": "#4e79a7", "tconv": "#f28e2b", "up": "#e15759",
+          "maxpool": "#76b7b2", "avgpool": "#76b7b2", "aavgpool": "#76b7b2",
+          "amaxpool": "#76b7b2", "gap": "#76b7b2", "linear": "#59a14f", "bn": "#bab0ac",
+          "act": "#d4d4d4", "dropout": "#d4d4d4", "flatten": "#d4d4d4", "add": "#edc948",
+          "concat": "#edc948", "crop": "#edc948", "save": "#ffffff", "from": "#ffffff"}
+
+
+def svg(a: Analysis) -> str:
+    """Blocks left to right, height by spatial size and width by channels
+    (both on log scales), arrows for every input that is not the previous row."""
+    rows = a.layers
+    gap, base = 14, 230
+    xs, boxes = [], []
+    x = 20
+    for r in rows:
+        spatial = max(r.output_shape[2:], default=1)
+        ch = r.output_shape[1] if len(r.output_shape) > 1 else 1
+        h = 16 + 18 * math.log2(spatial + 1)
+        w = 8 + 4 * math.log2(ch + 1) if r.kind not in ("save", "from") else 6
+        xs.append(x)
+        boxes.append((x, base - h / 2, w, h))
+        x += w + gap
+    width, height = x + 200, base * 2 + 60  # room for the last slanted labels
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height}" '
+           f'viewBox="0 0 {width:.0f} {height}" font-family="sans-serif" font-size="9">',
+           '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="6" '
+           'markerHeight="6" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#555"/></marker>'
+           '</defs>',
+           f'<text x="20" y="20" font-size="12">input {"x".join(map(str, a.input_shape))} → '
+           f'output {"x".join(map(str, a.output_shape))}</text>']
+    for pos, (r, (bx, by, bw, bh)) in enumerate(zip(rows, boxes)):
+        color = COLORS.get(r.kind, "#cccccc")
+        label = escape(r.spec + (f" ({r.part})" if r.part else ""))
+        shape = "x".join(map(str, r.output_shape))
+        out.append(f'<g><title>{r.index} {label}: {shape}</title>'
+                   f'<rect x="{bx:.1f}" y="{by:.1f}" width="{bw:.1f}" height="{bh:.1f}" '
+                   f'fill="{color}" stroke="#333" stroke-width="0.6"/></g>')
+        out.append(f'<text transform="translate({bx + bw / 2:.1f},{by + bh + 6:.1f}) rotate(60)"'
+                   f'>{r.index} {label} · {shape}</text>')
+        for src, _ in r.inputs:
+            if src == pos - 1:
+                continue
+            sx = 10 if src < 0 else boxes[src][0] + boxes[src][2] / 2
+            sy = base if src < 0 else boxes[src][1]
+            ex, ey = bx + bw / 2, by
+            lift = min(base - 40, 30 + 0.15 * (ex - sx))
+            top = min(sy, ey) - lift
+            out.append(f'<path d="M{sx:.1f},{sy:.1f} C{sx:.1f},{top:.1f} {ex:.1f},{top:.1f} '
+                       f'{ex:.1f},{ey:.1f}" fill="none" stroke="#555" stroke-width="1" '
+                       f'marker-end="url(#arrow)"/>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
