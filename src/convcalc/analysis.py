@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from . import receptive as rfmath
 from .errors import ConvcalcError, ShapeError, StackSyntaxError
@@ -45,8 +45,7 @@ class Row:
         return 2 * self.macs
 
 
-@dataclass(frozen=True)
-class Totals:
+class Totals(NamedTuple):
     params: int
     trainable_params: int
     buffers: int
@@ -56,8 +55,7 @@ class Totals:
     param_bytes: int
 
 
-@dataclass(frozen=True)
-class Memory:
+class Memory(NamedTuple):
     """torchsummary's four lines, in bytes (it prints MiB).
 
     The forward/backward pass is twice the activation bytes (outputs and
@@ -316,8 +314,7 @@ def _downsampling(graph: "_Graph", pos: int) -> int:
     return peak
 
 
-@dataclass(frozen=True)
-class Region:
+class Region(NamedTuple):
     """The input region one output position depends on (SPEC §5, ``rf --at``)."""
 
     at: Tuple[int, ...]

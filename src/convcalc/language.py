@@ -14,8 +14,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from dataclasses import dataclass
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from .errors import StackSyntaxError
 
@@ -195,14 +194,12 @@ def _suggest(word: str, options: Sequence[str]) -> str:
 REQUIRED = object()  # default of a key that must be given
 
 
-@dataclass(frozen=True)
-class Key:
+class Key(NamedTuple):
     read: Callable[[str], object]
     default: object = None  # None: absent unless given; REQUIRED: must be given
 
 
-@dataclass(frozen=True)
-class KindSyntax:
+class KindSyntax(NamedTuple):
     positional: Optional[str]
     keys: Mapping[str, Key]
     doc: str
@@ -279,8 +276,7 @@ KEY_ALIASES = {
 }
 
 
-@dataclass(frozen=True)
-class LayerSpec:
+class LayerSpec(NamedTuple):
     """One parsed token: its kind, every key with a value (defaults filled in)."""
 
     kind: str
@@ -414,8 +410,7 @@ def parse_shape(shape) -> Tuple[int, ...]:
     return dims
 
 
-@dataclass(frozen=True)
-class StackText:
+class StackText(NamedTuple):
     """The tokens of a stack file and the default input its header names."""
 
     tokens: Tuple[str, ...]
@@ -480,9 +475,10 @@ def builtin_models() -> Dict[str, StackText]:
 
 def read_reference(name: str) -> StackText:
     """``@NAME``: a built-in model, else a stack file at that path."""
-    models = builtin_models()
-    if name in models:
-        return models[name]
+    builtin = os.path.join(MODELS_DIR, name + ".stack")
+    if re.fullmatch(r"[A-Za-z0-9_]+", name) and os.path.isfile(builtin):
+        with open(builtin, encoding="utf-8") as f:
+            return split_stack_text(f.read(), name + ".stack")
     path = os.path.expanduser(name)
     if os.path.isfile(path):
         try:
@@ -490,6 +486,7 @@ def read_reference(name: str) -> StackText:
                 return split_stack_text(f.read(), name)
         except (OSError, UnicodeDecodeError) as e:
             raise StackSyntaxError(f"cannot read stack file {name}: {e}") from None
+    models = builtin_models()
     raise StackSyntaxError(f"not a built-in model{_suggest(name, list(models))} "
                            f"nor a file; built-in: {', '.join(models)}")
 

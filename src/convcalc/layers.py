@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Dict, List, Optional, Sequence, Tuple, Type
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Type
 
 from .errors import ShapeError, StackSyntaxError
 from .language import MAX_INT, LayerSpec
@@ -50,8 +50,7 @@ class Window:
     padding_mode: str = "zeros"  # reflect/replicate/circular padding copies real positions
 
 
-@dataclass(frozen=True)
-class Step:
+class Step(NamedTuple):
     """One row of a report: a layer (or half of a sepconv) at one input shape."""
 
     input_shape: Shape

@@ -26,9 +26,8 @@ from __future__ import annotations
 
 import math
 import struct
-from dataclasses import dataclass
 from fractions import Fraction
-from typing import List, Optional, Sequence, Tuple
+from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 from .errors import ShapeError
 from .layers import Window
@@ -213,8 +212,7 @@ def forward_set(w: Window, sources) -> List[int]:
 # a whole path
 # ---------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class ReceptiveField:
+class ReceptiveField(NamedTuple):
     """Per spatial dim: size r, effective stride S and effective padding P.
 
     Output u sees input [u·S − P, u·S − P + r − 1]; ``start`` is −P, where
@@ -234,8 +232,7 @@ class ReceptiveField:
         return tuple(-p + Fraction(r - 1, 2) for r, p in zip(self.size, self.padding))
 
 
-@dataclass(frozen=True)
-class _DimMap:
+class _DimMap(NamedTuple):
     """One dim of the composed unclipped map: for u = q·T + t,
     lo(u) = lo[t] + q·T·S, hi likewise (None where u reads nothing)."""
 
@@ -310,8 +307,7 @@ class _DimMap:
 IDENTITY = _DimMap(Fraction(1), (0,), (0,))
 
 
-@dataclass(frozen=True)
-class PathState:
+class PathState(NamedTuple):
     """The composed map up to a tensor.  ``dims`` None: no receptive field,
     because positions were mixed (``note`` None: "global") or because joined
     paths disagree (``note`` says how)."""

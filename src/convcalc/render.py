@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -179,25 +180,20 @@ def models_report(entries: Sequence[Dict]) -> Report:
 # formats
 # ---------------------------------------------------------------------------
 
-def _flat(v) -> bool:
-    """A list of numbers, or of lists of numbers: printed on one line."""
-    return isinstance(v, list) and all(
-        not isinstance(e, (dict, list)) or (isinstance(e, list) and _flat(e)
-                                            and not any(isinstance(x, list) for x in e))
-        for e in v)
+_SCALAR = r"(?:-?[0-9][0-9.eE+-]*|null|true|false)"
+_NUMBERS = re.compile(r"\[\n\s*(" + _SCALAR + r"(?:,\n\s*" + _SCALAR + r")*)\n\s*\]")
+_PAIRS = re.compile(r"\[\n\s*(\[[^\[\]\n]*\](?:,\n\s*\[[^\[\]\n]*\])*)\n\s*\]")
 
 
-def dump_json(data, level: int = 0) -> str:
-    """Indented JSON with shapes and paddings kept on one line."""
-    pad, inner = "  " * level, "  " * (level + 1)
-    if isinstance(data, dict) and data:
-        items = [f"{inner}{json.dumps(k, ensure_ascii=False)}: {dump_json(v, level + 1)}"
-                 for k, v in data.items()]
-        return "{\n" + ",\n".join(items) + f"\n{pad}}}"
-    if isinstance(data, list) and data and not _flat(data):
-        items = [f"{inner}{dump_json(v, level + 1)}" for v in data]
-        return "[\n" + ",\n".join(items) + f"\n{pad}]"
-    return json.dumps(data, separators=(", ", ": "), ensure_ascii=False)
+def dump_json(data) -> str:
+    """Indented JSON with shapes and paddings kept on one line.
+
+    Only lists json.dumps broke over lines are joined (strings hold no raw
+    newline), numbers first, then lists of those one-line lists."""
+    def join(m):
+        return "[" + re.sub(r",\n\s*", ", ", m.group(1)) + "]"
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    return _PAIRS.sub(join, _NUMBERS.sub(join, text))
 
 
 def csv_text(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
