@@ -39,10 +39,12 @@ class Row:
     # the tensors it reads: (row position, or −1 for the network input; windows)
     inputs: Tuple[Tuple[int, Optional[Tuple[Window, ...]]], ...] = ()
     receptive_note: Optional[str] = None  # why there is no receptive field, if not "global"
+    counted_flops: Optional[int] = None  # FLOPs as another tool counts them (--count)
+    count_note: Optional[str] = None  # what that tool counted for this row
 
     @property
     def flops(self) -> int:
-        return 2 * self.macs
+        return 2 * self.macs if self.counted_flops is None else self.counted_flops
 
 
 class Totals(NamedTuple):
@@ -81,6 +83,7 @@ class Analysis:
     memory: Memory
     receptive_field: Optional[ReceptiveField]
     receptive_note: Optional[str] = None
+    count: str = "torch"  # whose MAC/FLOP convention the numbers follow
 
     def to_dict(self) -> dict:
         return {
@@ -99,6 +102,7 @@ class Analysis:
                        "param_bytes": self.memory.param_bytes,
                        "total_bytes": self.memory.total_bytes},
             "receptive_field": rf_dict(self.receptive_field),
+            **({"count": self.count} if self.count != "torch" else {}),
         }
 
     def rf_dict(self) -> dict:
@@ -143,6 +147,8 @@ def row_dict(r: Row) -> dict:
               "receptive_field": rf_dict(r.receptive_field)})
     if r.receptive_note:
         d["receptive_field_note"] = r.receptive_note
+    if r.count_note:
+        d["count_note"] = r.count_note
     if r.explain:
         d["explain"] = list(r.explain)
     return d

@@ -239,7 +239,11 @@ def parse_position(ctx, param, value):
 @click.option("--svg", "svg_file", type=click.File("w"), metavar="FILE",
               help="Also write a diagram of the stack as SVG (blocks sized by shape, arrows "
                    "for skips).")
-def shape(layers, files, input_shape, dtype, fmt, explain, verify, seed, max_memory, svg_file):
+@click.option("--count", type=click.Choice(["torch", "fvcore", "ptflops", "thop"]),
+              default="torch", show_default=True,
+              help="Count MACs and FLOPs as this tool does (torch: torch.utils.flop_counter).")
+def shape(layers, files, input_shape, dtype, fmt, explain, verify, seed, max_memory, svg_file,
+          count):
     """Per-layer output shape, padding, receptive field, params, MACs, memory.
 
     \b
@@ -250,6 +254,9 @@ def shape(layers, files, input_shape, dtype, fmt, explain, verify, seed, max_mem
     from . import render
     a = run_analysis(layers, files, input_shape, dtype, explain)
     v = run_verify(a, seed, max_memory) if verify else None
+    if count != "torch":
+        from .conventions import recount
+        a = recount(a, count)
     if svg_file is not None:
         from .pictures import svg
         svg_file.write(svg(a))

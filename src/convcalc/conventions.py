@@ -336,6 +336,21 @@ def row_cost(row, convention: str) -> Cost:
     return Cost(int(macs), int(flops), note)
 
 
+def recount(a, convention: str):
+    """The analysis with every row's MACs and FLOPs as ``convention``'s tool
+    counts them (``--count``), totals summed again."""
+    import dataclasses
+    if convention == "torch":
+        return a
+    rows = []
+    for r in a.layers:
+        c = row_cost(r, convention)
+        rows.append(dataclasses.replace(r, macs=c.macs, counted_flops=c.flops, count_note=c.note))
+    macs = sum(r.macs for r in rows)
+    totals = a.totals._replace(macs=macs, flops=sum(r.flops for r in rows))
+    return dataclasses.replace(a, layers=tuple(rows), totals=totals, count=convention)
+
+
 def total_cost(rows: Iterable, convention: str) -> Cost:
     """The sum of :func:`row_cost` over ``rows`` (an Analysis's ``layers``)."""
     _check(convention)
@@ -375,7 +390,8 @@ _DESCRIPTIONS = {
         "F.gelu, F.silu, the F pools and F.interpolate again, so nn.ReLU, ELU, GELU, every "
         "pool and nn.Upsample are counted twice (SiLU once); other activations, dropout, "
         "flatten, x + y and concat 0. Module counts are divided by the batch size "
-        "(per sample), the functional ones are not; the total is int() of the sum."),
+        "(per sample; the upsample hook reads output[0], one sample, so it is divided "
+        "twice), the functional ones are not; the total is int() of the sum."),
     "thop": (
         "thop: thop.profile (thop 0.1.1.post2209072238, Lyken17/pytorch-OpCounter; "
         "thop/profile.py register_hooks, thop/vision/basic_hooks.py, "
@@ -430,7 +446,7 @@ TABLE = (
     ("FLOPs", "2·MACs", "= MACs (fvcore calls them flops)", "not reported (2·MACs shown)",
      "not reported (2·MACs shown)"),
     ("batch N > 1", "whole batch", "whole batch",
-     "per sample: module hooks ÷ N, F patches not", "whole batch"),
+     "per sample: module hooks ÷ N (upsample's ÷ N²), F patches not", "whole batch"),
 )
 
 

@@ -102,7 +102,8 @@ def shape_report(a: Analysis) -> Report:
     summary = [
         f"Input: {fmt_shape(a.input_shape)}  ->  output: {fmt_shape(a.output_shape)}",
         f"Total params: {t.params:,} (trainable {t.trainable_params:,}; buffers {t.buffers:,})",
-        f"Total MACs: {t.macs:,} ({si(t.macs)}; FLOPs {si(t.flops)})",
+        f"Total MACs: {t.macs:,} ({si(t.macs)}; FLOPs {si(t.flops)})"
+        + ("" if a.count == "torch" else f", counted as {a.count} counts them"),
         f"Receptive field: {_network_rf(a)}",
         # torchsummary's four lines, in MiB as it prints them
         f"Input size (MB): {m.input_bytes / MIB:.2f}",
