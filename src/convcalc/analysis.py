@@ -370,7 +370,7 @@ def region_at(a: Analysis, at: Sequence[int], layer: Optional[int] = None) -> Re
     def box(products):
         if not products:
             return None
-        return tuple((min(min(p[d]) for p in products), max(max(p[d]) for p in products))
-                     for d in range(len(at)))
+        return tuple((min(rfmath._lo(p[d]) for p in products),
+                      max(rfmath._hi(p[d]) for p in products)) for d in range(len(at)))
     return Region(tuple(at), target.index, box(sets), box(sets_unclipped), tuple(sets),
                   tuple(sets_unclipped))

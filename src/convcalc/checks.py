@@ -77,9 +77,9 @@ def _divisible(a: Analysis, tokens: Sequence, n: int) -> Check:
         return Check("divisible by", expected,
                      f"the input {_shape(spatial)} is not divisible by {n}", False)
     top = max(spatial)
-    sizes = list(range(n, top + 1, n))
-    if len(sizes) > 16:  # the largest ones (where this input is) and a spread below
-        sizes = sizes[::-(-len(sizes) // 16)] + [top]
+    count = top // n  # the multiples of n up to this input: n, 2n, …, top
+    step = -(-count // 16)  # at most 16 of them, spread evenly, and this input
+    sizes = [n * (1 + i) for i in range(0, count, step)] + [top]
     checked = []
     for m in sorted(set(sizes)):
         shape = (*a.input_shape[:2], *([m] * len(spatial)))

@@ -42,6 +42,9 @@ class App(click.Group):
         try:
             return super().make_context(*args, **kwargs)
         except click.UsageError as e:
+            if type(e).__name__ == "NoArgsIsHelpError":  # bare `convcalc`: the help, not an error
+                click.echo(e.ctx.get_help())
+                raise click.exceptions.Exit(0) from None
             raise ShortUsageError(e) from None
 
     def invoke(self, ctx):
@@ -50,6 +53,9 @@ class App(click.Group):
         except ConvcalcError as e:
             raise LayerError(e) from None
         except click.UsageError as e:
+            if type(e).__name__ == "NoArgsIsHelpError":  # bare `convcalc solve`
+                click.echo(e.ctx.get_help())
+                raise click.exceptions.Exit(0) from None
             raise ShortUsageError(e) from None
         except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort,
                 SystemExit, KeyboardInterrupt, BrokenPipeError):
@@ -191,7 +197,7 @@ def quantity(ctx, param, value):
 
 
 def verify_options(f):
-    f = click.option("--seed", type=int, default=0, show_default=True,
+    f = click.option("--seed", type=click.IntRange(0, 2 ** 63 - 1), default=0, show_default=True,
                      help="Seed of the random data --verify runs on.")(f)
     f = click.option("--max-memory", default="2GiB", show_default=True, callback=quantity,
                      metavar="SIZE",
@@ -224,8 +230,9 @@ def report_verify(v, fmt) -> None:
 def parse_position(ctx, param, value):
     if value is None:
         return None
+    import re
     parts = value.replace("x", ",").split(",")
-    if not all(p.strip().isdigit() for p in parts):
+    if not all(re.fullmatch(r"\s*[0-9]{1,13}\s*", p) for p in parts):
         raise click.BadParameter(f"{value!r} is not positions like 3,5 (whole numbers ≥ 0, one "
                                  f"per spatial dim)")
     return tuple(int(p) for p in parts)
@@ -453,8 +460,9 @@ def _solve_layer_command(kind: str):
         rows = [[x.token, render.fmt_padding((x.padding,)), str(x.op), x.formula(size_in)]
                 for x in found]
         heads = ("layer", "crop" if kind == "tconv" else "padding", "op", "check")
+        ways = f"{len(found)} way{'' if len(found) == 1 else 's'}"
         emit(fmt, render.Report(heads, rows, (),
-                                [f"{len(found)} ways to map {size_in} → {size_out} with {kind}"]),
+                                [f"{ways} to map {size_in} → {size_out} with {kind}"]),
              doc, render.csv_text(("token", "before", "after", "op"),
                                   [[x.token, *x.padding, x.op] for x in found]))
     command.__doc__ = (f"Every {kind} geometry that maps an input size to a target size "

@@ -37,12 +37,20 @@ class ConvcalcError(Exception):
 
     @property
     def message(self) -> str:
+        token = shown(self.token) if self.token else None
         where = ""
         if self.layer is not None:
-            where = f"layer {self.layer} ({self.token}): " if self.token else f"layer {self.layer}: "
-        elif self.token:
-            where = f"{self.token}: "
+            where = f"layer {self.layer} ({token}): " if token else f"layer {self.layer}: "
+        elif token:
+            where = f"{token}: "
         return where + self.reason
+
+
+def shown(text: str, limit: int = 80) -> str:
+    """User text as it can appear in a one-line message: control characters
+    escaped, long text cut."""
+    safe = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return safe if len(safe) <= limit else safe[:limit - 1] + "…"
 
 
 class StackSyntaxError(ConvcalcError):

@@ -457,7 +457,10 @@ def parse_quantity(text: str) -> int:
         raise StackSyntaxError(f"{text!r} is not a number with an optional SI suffix "
                                f"(25M, 4.1G, 2GiB)")
     unit = (m.group(2) or "").upper()
-    return round(float(m.group(1)) * _SI[unit])
+    value = float(m.group(1)) * _SI[unit]
+    if not value < 10 ** 30:  # also catches inf
+        raise StackSyntaxError(f"{text[:40]!r} is too large")
+    return round(value)
 
 
 MODELS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models")

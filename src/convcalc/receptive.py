@@ -274,9 +274,14 @@ class _DimMap(NamedTuple):
 
     def union(self, positions) -> Interval:
         """Bounding box of what the given positions read: the extremes of their
-        boxes (exact, as the box of a union is the extremes of the boxes)."""
-        if isinstance(positions, range) and positions.step == 1 and len(positions) > 2 * self.T:
-            return self.over(positions.start, positions.stop - 1) if positions else None
+        boxes (exact, as the box of a union is the extremes of the boxes).
+
+        Along a progression of positions the boxes repeat every ``T`` terms,
+        shifted right, so the leftmost is among the first T and the
+        rightmost among the last T (a dilated kernel of 10^9 taps costs 2T).
+        """
+        if isinstance(positions, range) and len(positions) > 2 * self.T:
+            positions = [*positions[:self.T], *positions[-self.T:]]
         boxes = [b for b in map(self.at, positions) if b is not None]
         if not boxes:
             return None
@@ -368,36 +373,99 @@ class PathState(NamedTuple):
 
 # A set of N-D positions as a union of products of per-dim sets: joined paths
 # reach different boxes, and a box that is empty in one dim is empty whole.
-Product = Tuple[frozenset, ...]
+Product = Tuple[object, ...]  # per dim: a range (contiguous positions) or a frozenset
 
 # enumerating more positions than this for one --at query is refused
 MAX_REGION_POSITIONS = 10 ** 7
+# contiguous sets larger than this are carried as ranges, not enumerated
+CONTIGUOUS = 64
+
+
+def _lo(s) -> int:
+    return s[0] if isinstance(s, range) else min(s)
+
+
+def _hi(s) -> int:
+    return s[-1] if isinstance(s, range) else max(s)
+
+
+def _subset(a, b) -> bool:
+    if isinstance(b, range):
+        return b.start <= _lo(a) and _hi(a) < b.stop
+    if isinstance(a, range):
+        return len(a) <= len(b) and all(x in b for x in a)
+    return a <= b
+
+
+def _compact(positions: set):
+    """A set as a range when it is contiguous (cheap to carry and compare)."""
+    if positions and max(positions) - min(positions) + 1 == len(positions):
+        return range(min(positions), max(positions) + 1)
+    return frozenset(positions)
 
 
 def _simplify(products: List[Product]) -> List[Product]:
     """Drop empty products, repeats and those inside another one."""
-    live = list({p for p in products if all(p)})
+    live = list({p for p in products if all(len(s) for s in p)})
     return [p for i, p in enumerate(live)
-            if not any(j != i and all(a <= b for a, b in zip(p, q)) for j, q in enumerate(live))]
+            if not any(j != i and all(_subset(a, b) for a, b in zip(p, q))
+                       for j, q in enumerate(live))]
+
+
+def _gapless(w: Window, clip: bool) -> bool:
+    """Whether consecutive outputs read touching or overlapping input runs, with
+    no hole inside one output's taps: then a run of outputs reads one run."""
+    if w.kind == "conv":
+        return w.dilation == 1 and w.k >= w.stride and (not clip or w.padding_mode == "zeros")
+    if w.kind == "tconv":
+        return w.dilation == 1 and w.k >= w.stride
+    return w.kind == "area" or w.copy or w.ratio <= 1
+
+
+def _back_dim(positions, w: Window, clip: bool):
+    if isinstance(positions, range) and len(positions) > CONTIGUOUS and _gapless(w, clip):
+        first = next((t for t in (taps(w, o, clip) for o in positions) if t), None)
+        if first is None:
+            return range(0)
+        last = next(t for t in (taps(w, o, clip) for o in reversed(positions)) if t)
+        return range(first[0], last[1] + 1)
+    reached, runs = set(), []
+    for o in positions:
+        ts = tap_set(w, o, clip)
+        if isinstance(ts, range) and ts.step == 1 and len(ts) > CONTIGUOUS:
+            runs.append(ts)  # an adaptive-pool window may span 10^8 positions
+            continue
+        reached.update(ts)
+        if len(reached) > MAX_REGION_POSITIONS:
+            raise ShapeError(f"--at: the region has over {MAX_REGION_POSITIONS:,} positions "
+                             f"per dim; too many to enumerate")
+    if not runs:
+        return _compact(reached)
+    runs.sort(key=lambda r: r.start)
+    merged = [runs[0]]
+    for r in runs[1:]:
+        if r.start <= merged[-1].stop:
+            merged[-1] = range(merged[-1].start, max(merged[-1].stop, r.stop))
+        else:
+            merged.append(r)
+    if len(merged) == 1 and all(merged[0].start - 1 <= x <= merged[0].stop for x in reached):
+        lo = min(merged[0].start, *reached) if reached else merged[0].start
+        hi = max(merged[0].stop - 1, *reached) if reached else merged[0].stop - 1
+        return range(lo, hi + 1)
+    if sum(len(r) for r in merged) + len(reached) > MAX_REGION_POSITIONS:
+        raise ShapeError(f"--at: the region has over {MAX_REGION_POSITIONS:,} positions per dim "
+                         f"in separate runs; too many to enumerate")
+    for r in merged:
+        reached.update(r)
+    return _compact(reached)
 
 
 def backward(products: List[Product], windows: Sequence[Window], clip: bool) -> List[Product]:
     """The input positions read by outputs in ``products``, through one layer."""
     if not windows:
         return products
-    out = []
-    for prod in products:
-        dims = []
-        for positions, w in zip(prod, windows):
-            reached = set()
-            for o in positions:
-                reached.update(tap_set(w, o, clip))
-                if len(reached) > MAX_REGION_POSITIONS:
-                    raise ShapeError(f"--at: the region has over {MAX_REGION_POSITIONS:,} "
-                                     f"positions per dim; too many to enumerate")
-            dims.append(frozenset(reached))
-        out.append(tuple(dims))
-    return _simplify(out)
+    return _simplify([tuple(_back_dim(positions, w, clip) for positions, w in zip(prod, windows))
+                      for prod in products])
 
 
 def forward(products: List[Product], windows: Sequence[Window]) -> List[Product]:
@@ -439,12 +507,24 @@ def region(rows, target: int, at: Sequence[int], clip: bool
     products = region_sets(rows, target, at, clip)
     if not products:
         return None
-    return [(min(min(p[d]) for p in products), max(max(p[d]) for p in products))
+    return [(min(_lo(p[d]) for p in products), max(_hi(p[d]) for p in products))
             for d in range(len(at))]
 
 
 def _frac(v: Fraction) -> str:
     return str(v.numerator) if v.denominator == 1 else f"{v.numerator}/{v.denominator}"
+
+
+def explain_merge(paths: Sequence[PathState], after: PathState) -> List[str]:
+    """The receptive field where paths join."""
+    if after.note:
+        return [f"receptive field: none ({after.note})"]
+    if after.dims is None:
+        return ["receptive field: global"]
+    field = after.field()
+    return [f"receptive field: union of {len(paths)} paths with the same stride and centers: "
+            f"r = {'x'.join(map(str, field.size))}, "
+            f"P = {'x'.join(_frac(p) for p in field.padding)}"]
 
 
 def explain_step(before: PathState, windows: Optional[Sequence[Window]], after: PathState

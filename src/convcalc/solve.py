@@ -13,11 +13,13 @@ from typing import List, Optional, Sequence, Tuple
 
 from .analysis import analyze, inexact
 from .errors import ConvcalcError, StackSyntaxError
+from .language import MAX_INT
 
 SOLVABLE = ("conv", "maxpool", "avgpool", "tconv")
 KERNELS = range(1, 12)  # searched when -k is not given
 STRIDES = range(1, 5)  # searched when -s is not given
 MAX_SOLUTIONS = 200
+MAX_SIZES = 5000  # sizes one `solve sizes` tries (each is a whole analysis)
 
 
 @dataclass(frozen=True)
@@ -74,19 +76,24 @@ def solve_layer(kind: str, size_in: int, size_out: int, k: Optional[int] = None,
     if min(size_in, size_out) < 1 or (k is not None and k < 1) or (s is not None and s < 1) \
             or d < 1:
         raise StackSyntaxError("sizes, kernel, stride and dilation must be at least 1")
+    if max(size_in, size_out, k or 1, s or 1, d) > MAX_INT:
+        raise StackSyntaxError(f"sizes, kernel, stride and dilation must be at most "
+                               f"{MAX_INT:.0e}")
     found: List[LayerSolution] = []
     for kk in ([k] if k else KERNELS):
         for ss in ([s] if s else STRIDES):
             span = d * (kk - 1)
             if kind == "tconv":
-                for p in range(0, span + 1):
-                    op = size_out - ((size_in - 1) * ss - 2 * p + span + 1)
-                    if 0 <= op < max(ss, d):
-                        found.append(LayerSolution(kind, kk, ss, d, (p, p), op))
+                # o = (i−1)s − 2p + span + op + 1 with 0 ≤ op < max(s, d): p in a range
+                base = (size_in - 1) * ss + span + 1 - size_out
+                lo, hi = max(0, -(-(base - max(ss, d) + 1) // 2)), min(span, base // 2)
+                for p in range(lo, min(hi, lo + MAX_SOLUTIONS) + 1):
+                    found.append(LayerSolution(kind, kk, ss, d, (p, p), 2 * p - base))
                 continue
             # floor((i + T − span − 1)/s) + 1 = o  ⇔  T in [(o−1)s + span + 1 − i, … + s − 1]
             low = (size_out - 1) * ss + span + 1 - size_in
-            for total in range(max(low, 0), low + ss):
+            top = low + ss - 1 if kind == "conv" else min(low + ss - 1, kk)  # pools: ≤ k/2 a side
+            for total in range(max(low, 0), min(top, max(low, 0) + MAX_SOLUTIONS) + 1):
                 before, after = total // 2, total - total // 2
                 if kind != "conv" and 2 * after > kk:
                     continue  # PyTorch: pool padding at most half the kernel
@@ -124,8 +131,8 @@ def solve_sizes(tokens: Sequence, template: Sequence[int], low: int, high: int
         raise StackSyntaxError("solve sizes needs an input with spatial dims")
     if not 1 <= low <= high:
         raise StackSyntaxError(f"--range {low}..{high} is empty")
-    if high - low > 100_000:
-        raise StackSyntaxError("--range spans more than 100,000 sizes")
+    if high - low >= MAX_SIZES:
+        raise StackSyntaxError(f"--range spans more than {MAX_SIZES:,} sizes; narrow it")
     good, failures = [], []
     for n in range(low, high + 1):
         shape = (*template[:2], *([n] * (len(template) - 2)))
