@@ -171,9 +171,12 @@ def cli():
 
 
 def emit(fmt: str, report, document, csv_text: str) -> None:
-    """Print one result in the chosen format."""
+    """Print one result in the chosen format; ``report`` is a render.Report,
+    or plain lines that both human formats print as they are."""
     from . import render
-    if fmt == "table":
+    if isinstance(report, list) and fmt in ("table", "markdown"):
+        click.echo("\n".join(report))
+    elif fmt == "table":
         render.print_report(report, _console())
     elif fmt == "markdown":
         click.echo(render.markdown(report).rstrip("\n"))
@@ -181,6 +184,16 @@ def emit(fmt: str, report, document, csv_text: str) -> None:
         click.echo(render.dump_json(document))
     else:
         click.echo(csv_text.rstrip("\n"))
+
+
+def finish(fmt: str, report, document: dict, csv_text: str, v) -> None:
+    """Print a result (with the verify block when --verify ran), then the
+    verification's verdict."""
+    if v is not None:
+        document["verify"] = v.to_dict()
+    emit(fmt, report, document, csv_text)
+    if v is not None:
+        report_verify(v, fmt)
 
 
 def explain_option(f):
@@ -267,12 +280,7 @@ def shape(layers, files, input_shape, dtype, fmt, explain, verify, seed, max_mem
     if svg_file is not None:
         from .pictures import svg
         svg_file.write(svg(a))
-    doc = a.to_dict()
-    if v is not None:
-        doc["verify"] = v.to_dict()
-    emit(fmt, render.shape_report(a), doc, render.shape_csv(a))
-    if v is not None:
-        report_verify(v, fmt)
+    finish(fmt, render.shape_report(a), a.to_dict(), render.shape_csv(a), v)
 
 
 @cli.command()
@@ -310,30 +318,16 @@ def rf(layers, files, input_shape, dtype, fmt, explain, at, layer, show, erf, ve
         if layer is not None or show:
             raise click.UsageError(f"{'--layer' if layer is not None else '--show'} goes with "
                                    f"--at")
-        doc = a.rf_dict()
-        if v is not None:
-            doc["verify"] = v.to_dict()
-        emit(fmt, render.rf_report(a), doc, render.rf_csv(a))
-        if v is not None:
-            report_verify(v, fmt)
+        finish(fmt, render.rf_report(a), a.rf_dict(), render.rf_csv(a), v)
         return
     reg = region_at(a, at, layer)
     lines = render.region_lines(a, reg)
     if show:
         from .pictures import region_grid
         lines += [""] + region_grid(a, reg)
-    report = render.Report(("",), [], summary=lines, notes=render.rf_report(a).notes)
-    if fmt in ("table", "markdown"):
-        click.echo("\n".join(report.summary))
-        for title, notes in report.notes:
-            click.echo(f"\n{title}\n" + "\n".join(f"  {n}" for n in notes))
-    else:
-        doc = reg.to_dict()
-        if v is not None:
-            doc["verify"] = v.to_dict()
-        emit(fmt, report, doc, render.region_csv(reg))
-    if v is not None:
-        report_verify(v, fmt)
+    for title, notes in render.rf_report(a).notes:  # --explain
+        lines += ["", title] + [f"  {n}" for n in notes]
+    finish(fmt, lines, reg.to_dict(), render.region_csv(reg), v)
 
 
 def _shape_option(ctx, param, value):
@@ -364,15 +358,8 @@ def _erf(a, at, layer, fmt, v) -> None:
     doc = {"at": list(at), "layer": a.layers[target].index,
            "extent_95": [list(e) for e in ext],
            "erf": [[round(float(x), 6) for x in row] for row in g.reshape(-1, g.shape[-1])]}
-    if v is not None:
-        doc["verify"] = v.to_dict()
-    if fmt in ("table", "markdown"):
-        click.echo("\n".join(pictures.erf_lines(a, at, target, g)))
-    else:
-        emit(fmt, None, doc, render.csv_text([f"x{i}" for i in range(g.shape[-1])],
-                                             doc["erf"]))
-    if v is not None:
-        report_verify(v, fmt)
+    finish(fmt, pictures.erf_lines(a, at, target, g), doc,
+           render.csv_text([f"x{i}" for i in range(g.shape[-1])], doc["erf"]), v)
 
 
 @cli.command()
@@ -514,10 +501,7 @@ def solve_sizes_command(layers, files, input_shape, dtype, fmt, size_range):
     if res.failures:
         lines.append("For example:")
         lines += [f"  {n}: {why}" for n, why in res.failures[:3]]
-    if fmt in ("table", "markdown"):
-        click.echo("\n".join(lines))
-    else:
-        emit(fmt, None, res.to_dict(), render.csv_text(("size",), [[n] for n in res.sizes]))
+    emit(fmt, lines, res.to_dict(), render.csv_text(("size",), [[n] for n in res.sizes]))
     if not res.sizes:
         raise click.exceptions.Exit(1)
 
