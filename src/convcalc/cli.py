@@ -230,10 +230,13 @@ def report_verify(v, fmt) -> None:
     """A line saying what was confirmed (table, markdown); exit 1 on any disagreement."""
     if fmt in ("table", "markdown"):
         mark = {True: "ok", False: "FAILED"}
+        def n(count, word):
+            return f"{count} {word}{'' if count == 1 else 's'}"
         click.echo(f"\nVerified on NumPy in {v.seconds:.2f} s: shapes {mark[v.shapes]} "
-                   f"({v.layers} layers) · params {mark[v.params]} ({v.tensors} tensors) · "
-                   f"receptive field {mark[v.receptive_field]} (impulses from {v.impulses} "
-                   f"input positions through {v.rf_layers} layers)")
+                   f"({n(v.layers, 'layer')}) · params {mark[v.params]} "
+                   f"({n(v.tensors, 'tensor')}) · receptive field {mark[v.receptive_field]} "
+                   f"(impulses from {n(v.impulses, 'input position')} through "
+                   f"{n(v.rf_layers, 'layer')})")
     for line in v.failures:
         click.echo(f"Error: verify: {line}", err=True)
     if not v.ok:
