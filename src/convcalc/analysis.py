@@ -270,13 +270,15 @@ class _Graph:
             r = self.rows[pos]
             lost = inexact(r)
             if lost:
-                steps = _downsampling(self, max(a, b))
                 hint = f"layer {r.index} ({r.spec}) {lost}"
-                if steps > 1:
-                    size = "x".join(map(str, self.input_shape[2:]))
-                    bad = [i for i in self.input_shape[2:] if i % steps]
-                    if bad:
-                        hint += f"; the input size {size} is not divisible by {steps}"
+                steps = _downsampling(self, max(a, b))
+                size = "x".join(map(str, self.input_shape[2:]))
+                need = [(d, n) for d, (i, n) in enumerate(zip(self.input_shape[2:], steps))
+                        if n > 1 and i % n]
+                if need:
+                    by = str(steps[0]) if len(set(steps)) == 1 else \
+                        ", ".join(f"{n} in dim {d + 1}" for d, n in need)
+                    hint += f"; the input size {size} is not divisible by {by}"
                 return hint
         return None
 
@@ -294,8 +296,8 @@ def inexact(r: Row) -> Optional[str]:
             if end < w.in_size - 1:
                 lost = w.in_size - 1 - end
                 return (f"never reads the last {lost} input position{'s' if lost > 1 else ''} "
-                        f"of {w.in_size} (dim {d + 1}: {w.out_size} windows of stride "
-                        f"{w.stride})")
+                        f"of {w.in_size} (dim {d + 1}: {w.out_size} "
+                        f"window{'s' if w.out_size > 1 else ''} of stride {w.stride})")
         elif r.kind == "up" and w.scale_factor is not None:
             exact = w.in_size * Fraction(repr(w.scale_factor))
             if exact.denominator != 1:
@@ -303,21 +305,22 @@ def inexact(r: Row) -> Optional[str]:
     return None
 
 
-def _downsampling(graph: "_Graph", pos: int) -> int:
-    """The largest whole stride product reached on the path to ``pos``
-    (first spatial dim): what the input size must be divisible by."""
-    peak, running = 1, Fraction(1)
+def _downsampling(graph: "_Graph", pos: int) -> Tuple[int, ...]:
+    """Per spatial dim, the largest whole stride product reached on the path
+    to ``pos``: what the input size must be divisible by."""
+    n = len(graph.input_shape) - 2
+    peak, running = [1] * n, [Fraction(1)] * n
     for p in graph.path(pos):
-        for w in (graph.rows[p].windows or ())[:1]:
+        for d, w in enumerate(graph.rows[p].windows or ()):
             if w.kind == "conv":
-                running *= w.stride
+                running[d] *= w.stride
             elif w.kind == "tconv":
-                running /= w.stride
+                running[d] /= w.stride
             else:
-                running *= w.ratio
-            if running.denominator == 1:
-                peak = max(peak, int(running))
-    return peak
+                running[d] *= w.ratio
+            if running[d].denominator == 1:
+                peak[d] = max(peak[d], int(running[d]))
+    return tuple(peak)
 
 
 class Region(NamedTuple):

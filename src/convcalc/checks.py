@@ -31,8 +31,9 @@ def _shape(shape) -> str:
 
 
 def network_rf(a: Analysis):
-    """The output's receptive field, or the last one before positions mix."""
-    if a.receptive_field is not None:
+    """The output's receptive field, or the last one before positions mix
+    (none when joined paths disagree: then there is no number to trust)."""
+    if a.receptive_field is not None or a.receptive_note:
         return a.receptive_field, None
     last = next((r for r in reversed(a.layers) if r.receptive_field is not None), None)
     return (last.receptive_field, last) if last else (None, None)

@@ -404,9 +404,17 @@ def _compact(positions: set):
     return frozenset(positions)
 
 
+def _canon(positions):
+    """One form per set of positions (a range when contiguous), so that equal
+    sets compare equal whichever way they were built."""
+    if isinstance(positions, range):
+        return positions
+    return _compact(positions)
+
+
 def _simplify(products: List[Product]) -> List[Product]:
     """Drop empty products, repeats and those inside another one."""
-    live = list({p for p in products if all(len(s) for s in p)})
+    live = list({tuple(_canon(s) for s in p) for p in products if all(len(s) for s in p)})
     return [p for i, p in enumerate(live)
             if not any(j != i and all(_subset(a, b) for a, b in zip(p, q))
                        for j, q in enumerate(live))]

@@ -73,6 +73,8 @@ def solve_layer(kind: str, size_in: int, size_out: int, k: Optional[int] = None,
     """
     if kind not in SOLVABLE:
         raise StackSyntaxError(f"solve knows {', '.join(SOLVABLE)}, not {kind!r}")
+    if kind == "avgpool" and d != 1:
+        raise StackSyntaxError("avgpool has no dilation (PyTorch's AvgPool has none)")
     if min(size_in, size_out) < 1 or (k is not None and k < 1) or (s is not None and s < 1) \
             or d < 1:
         raise StackSyntaxError("sizes, kernel, stride and dilation must be at least 1")
@@ -85,8 +87,8 @@ def solve_layer(kind: str, size_in: int, size_out: int, k: Optional[int] = None,
             span = d * (kk - 1)
             if kind == "tconv":
                 # o = (i−1)s − 2p + span + op + 1 with 0 ≤ op < max(s, d): p in a range
-                base = (size_in - 1) * ss + span + 1 - size_out
-                lo, hi = max(0, -(-(base - max(ss, d) + 1) // 2)), min(span, base // 2)
+                base = (size_in - 1) * ss + span + 1 - size_out  # op = 2p − base
+                lo, hi = max(0, -(-base // 2)), min(span, (base + max(ss, d) - 1) // 2)
                 for p in range(lo, min(hi, lo + MAX_SOLUTIONS) + 1):
                     found.append(LayerSolution(kind, kk, ss, d, (p, p), 2 * p - base))
                 continue

@@ -1,0 +1,622 @@
+"""``convcalc check`` (CI assertions) and ``convcalc solve`` (layer geometry,
+input sizes), through ``click.testing.CliRunner``.
+
+Expected numbers are worked out by hand in the comments:
+conv / pool  o = ⌊(i + T − d(k−1) − 1)/s⌋ + 1   (T = total padding),
+tconv        o = (i − 1)s − 2p + d(k−1) + op + 1,  0 ≤ op < max(s, d).
+"""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from click.testing import CliRunner
+
+from convcalc.analysis import analyze
+from convcalc.cli import cli
+from convcalc.errors import ConvcalcError
+from convcalc.solve import MAX_SIZES, solve_layer
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def check_json(*args):
+    r = run("check", *args, "--format", "json")
+    return r, json.loads(r.stdout)
+
+
+def by_name(doc):
+    return {c["check"]: c for c in doc["checks"]}
+
+
+# ---------------------------------------------------------------------------
+# check
+# ---------------------------------------------------------------------------
+
+# @vgg16 at its default 1x3x224x224: 138,357,544 params, 15,470,264,320 MACs.
+# Receptive field before the classifier: two convs r 5, pool 6 (S 2); two convs
+# 6 + 2·2·2 = 14, pool 16 (S 4); three convs 16 + 3·2·4 = 40, pool 44 (S 8);
+# three convs 44 + 3·2·8 = 92, pool 100 (S 16); three convs 100 + 3·2·16 = 196,
+# pool 212 (S 32).  aavgpool:7 at 7x7 keeps it (layer 32); flatten mixes.
+VGG_ALL_PASS = ["@vgg16", "--expect-output", "1x1000", "--max-params", "139M",
+                "--max-macs", "15.5G", "--min-rf", "212", "--divisible-by", "32"]
+VGG_ALL_FAIL = ["@vgg16", "--expect-output", "1x10", "--max-params", "1M",
+                "--max-macs", "1G", "--min-rf", "213", "--divisible-by", "64"]
+NAMES = ["output shape", "params", "MACs", "receptive field", "divisible by"]
+
+
+def test_check_every_assertion_passes():
+    r = run("check", *VGG_ALL_PASS)
+    assert r.exit_code == 0, (r.stdout, r.stderr)
+    assert r.stderr == ""
+    lines = r.stdout.splitlines()
+    for name in NAMES:
+        row = next(line for line in lines if line.startswith(name))
+        assert row.rstrip().endswith("pass"), row
+    assert "FAIL" not in r.stdout
+    assert "5 of 5 checks passed" in r.stdout
+    assert "212x212 (at layer 32, before positions mix)" in r.stdout
+    # 32, 64, …, 224: seven multiples of 32
+    assert "checked 7 sizes from 32 to 224" in r.stdout
+
+
+def test_check_every_assertion_fails():
+    r = run("check", *VGG_ALL_FAIL)
+    assert r.exit_code == 1
+    assert r.stdout.count("FAIL") == 5
+    assert "0 of 5 checks passed" in r.stdout
+    errors = [line for line in r.stderr.splitlines() if line.strip()]
+    assert errors == [
+        "Error: check failed: output shape: expected 1x10, got 1x1000",
+        "Error: check failed: params: expected ≤ 1,000,000, got 138,357,544",
+        "Error: check failed: MACs: expected ≤ 1,000,000,000, got 15,470,264,320",
+        "Error: check failed: receptive field: expected ≥ 213 in every dim, got 212x212 "
+        "(at layer 32, before positions mix)",
+        "Error: check failed: divisible by: expected every input size divisible by 64 works "
+        "exactly, got the input 224x224 is not divisible by 64",
+    ]
+    assert "Traceback" not in r.stderr
+
+
+def test_check_some_fail_lists_only_those():
+    r = run("check", "@vgg16", "--expect-output", "1x1000", "--max-params", "100M")
+    assert r.exit_code == 1
+    assert r.stdout.count("FAIL") == 1
+    assert "1 of 2 checks passed" in r.stdout
+    assert [line for line in r.stderr.splitlines() if line.strip()] == [
+        "Error: check failed: params: expected ≤ 100,000,000, got 138,357,544"]
+
+
+def test_check_json_report():
+    r, doc = check_json(*VGG_ALL_PASS)
+    assert r.exit_code == 0
+    assert doc["passed"] is True
+    assert doc["input_shape"] == [1, 3, 224, 224]
+    assert [c["check"] for c in doc["checks"]] == NAMES
+    for c in doc["checks"]:
+        assert set(c) == {"check", "expected", "actual", "passed"}
+        assert c["passed"] is True
+        assert isinstance(c["expected"], str) and isinstance(c["actual"], str)
+    c = by_name(doc)
+    assert c["output shape"]["expected"] == c["output shape"]["actual"] == "1x1000"
+    assert c["params"]["expected"] == "≤ 139,000,000"
+    assert c["params"]["actual"] == "138,357,544"
+    assert c["MACs"]["expected"] == "≤ 15,500,000,000"
+    assert c["MACs"]["actual"] == "15,470,264,320"
+    assert c["receptive field"]["expected"] == "≥ 212 in every dim"
+
+    r, doc = check_json(*VGG_ALL_FAIL)
+    assert r.exit_code == 1
+    assert doc["passed"] is False
+    assert [c["passed"] for c in doc["checks"]] == [False] * 5
+    assert r.stderr.count("Error: check failed:") == 5
+
+
+def test_check_csv_and_markdown():
+    r = run("check", *VGG_ALL_FAIL[:3], "--format", "csv")
+    assert r.exit_code == 1
+    lines = r.stdout.splitlines()
+    assert lines[0] == "check,expected,actual,passed"
+    assert lines[1] == "output shape,1x10,1x1000,False"
+    r = run("check", *VGG_ALL_PASS[:3], "--format", "markdown")
+    assert r.exit_code == 0
+    assert "| output shape | 1x1000 | 1x1000 | pass |" in r.stdout
+
+
+@pytest.mark.parametrize("model,option,limit,passed,expected", [
+    # @resnet50: 25,557,032 params, 4,089,184,256 MACs
+    ("@resnet50", "--max-params", "25M", False, "≤ 25,000,000"),
+    ("@resnet50", "--max-params", "26M", True, "≤ 26,000,000"),
+    ("@resnet50", "--max-params", "25.6m", True, "≤ 25,600,000"),
+    ("@resnet50", "--max-macs", "4.1G", True, "≤ 4,100,000,000"),
+    ("@resnet50", "--max-macs", "4G", False, "≤ 4,000,000,000"),
+    ("@resnet50", "--max-macs", "4089184256", True, "≤ 4,089,184,256"),  # the bound is inclusive
+    ("@resnet50", "--max-macs", "4089184255", False, "≤ 4,089,184,255"),
+    # @resnet18: 1,814,073,344 MACs; 2 GiB = 2·1024³ = 2,147,483,648 > it > 1.8 G
+    ("@resnet18", "--max-macs", "2GiB", True, "≤ 2,147,483,648"),
+    ("@resnet18", "--max-macs", "1.8G", False, "≤ 1,800,000,000"),
+    ("@resnet18", "--max-params", "11.7M", True, "≤ 11,700,000"),  # 11,689,512
+    ("@resnet18", "--max-params", "1.5Mi", False, "≤ 1,572,864"),
+    ("@mnist", "--max-params", "22k", True, "≤ 22,000"),  # 21,840
+    ("@mnist", "--max-params", "21k", False, "≤ 21,000"),
+])
+def test_check_si_suffixes(model, option, limit, passed, expected):
+    r, doc = check_json(model, option, limit)
+    assert r.exit_code == (0 if passed else 1), (r.stdout, r.stderr)
+    (c,) = doc["checks"]
+    assert c["passed"] is passed
+    assert c["expected"] == expected
+
+
+@pytest.mark.parametrize("bad", ["lots", "25X", "-5", "1e9"])
+def test_check_bad_quantity_exit_2(bad):
+    r = run("check", "@mnist", "--max-params", bad)
+    assert r.exit_code == 2
+    assert "Traceback" not in r.stderr
+
+
+def test_check_min_rf_classifier_uses_last_layer_before_mixing():
+    r, doc = check_json("@vgg16", "--min-rf", "212")
+    assert r.exit_code == 0
+    (c,) = doc["checks"]
+    assert c["actual"] == "212x212 (at layer 32, before positions mix)"
+    r, doc = check_json("@vgg16", "--min-rf", "213")
+    assert r.exit_code == 1
+    assert doc["checks"][0]["passed"] is False
+
+
+def test_check_min_rf_fully_convolutional():
+    # two 3x3 convs: r = 1 + 2 + 2 = 5 at the output itself
+    r, doc = check_json("-i", "1x1x16x16", "conv:1,k=3", "conv:1,k=3", "--min-rf", "5")
+    assert r.exit_code == 0
+    assert doc["checks"][0]["actual"] == "5x5"
+    r, doc = check_json("-i", "1x1x16x16", "conv:1,k=3", "conv:1,k=3", "--min-rf", "6")
+    assert r.exit_code == 1
+    # "in every dim": k=5x3 gives 5x3, which is not ≥ 4 in dim 2
+    r, doc = check_json("-i", "1x1x16x16", "conv:1,k=5x3", "--min-rf", "4")
+    assert r.exit_code == 1
+    assert doc["checks"][0]["actual"] == "5x3"
+
+
+def test_check_min_rf_no_spatial_dims_fails():
+    r, doc = check_json("-i", "1x10", "linear:5", "--min-rf", "1")
+    assert r.exit_code == 1
+    assert doc["checks"][0]["passed"] is False
+
+
+def test_check_min_rf_misaligned_output_fails_with_the_note():
+    # x + conv k=2 p=0:1 (x): centers u vs u + 1/2, no single receptive field
+    r, doc = check_json("-i", "1x1x9x9", "save:x", "conv:1,k=2,p=0:1", "add:x", "--min-rf", "2")
+    assert r.exit_code == 1
+    assert "not aligned" in doc["checks"][0]["actual"]
+
+
+def test_check_divisible_by_unet():
+    # 512 = 16·32 = 32·16: four pools need 16; every multiple of 16 (or 32) up to
+    # 512 halves exactly four times
+    r, doc = check_json("@unet", "-i", "1x1x512x512", "--divisible-by", "16")
+    assert r.exit_code == 0, r.stderr
+    # 32 multiples of 16, sampled every second one: 16, 48, …, 496, and 512
+    assert doc["checks"][0]["actual"] == "checked 17 sizes from 16 to 512"
+    r, doc = check_json("@unet", "-i", "1x1x512x512", "--divisible-by", "32")
+    assert r.exit_code == 0, r.stderr
+    assert doc["checks"][0]["actual"] == "checked 16 sizes from 32 to 512"
+
+
+def test_check_divisible_by_unet_fails():
+    # 528 = 16·33 works itself but is not a multiple of 32
+    r, doc = check_json("@unet", "-i", "1x1x528x528", "--divisible-by", "32")
+    assert r.exit_code == 1
+    assert doc["checks"][0]["actual"] == "the input 528x528 is not divisible by 32"
+    # 512 is a multiple of 8, but 40 = 8·5 is not of 16: 40 → 20 → 10 → 5 → 2,
+    # then 2·2 = 4 ≠ 5 at the first concat.  (8, the first multiple, is too small
+    # for four pools at all: skipped.)
+    r, doc = check_json("@unet", "-i", "1x1x512x512", "--divisible-by", "8")
+    assert r.exit_code == 1
+    actual = doc["checks"][0]["actual"]
+    assert actual.startswith("fails at 40: layer 40 (concat:e4)")
+    assert "1x512x4x4 (the current tensor) vs 1x512x5x5" in actual
+
+
+def test_check_at_572_the_stack_itself_fails():
+    # README: "2 or 3 when the stack itself is wrong": @unet cannot be computed at 572
+    r = run("check", "@unet", "-i", "1x1x572x572", "--divisible-by", "16")
+    assert r.exit_code == 3
+    assert "concat: 1x512x70x70 (the current tensor) vs 1x512x71x71" in r.stderr
+    assert "not divisible by 16" in r.stderr
+    assert r.stdout == ""
+
+
+def test_check_divisible_by_smaller_multiple_fails():
+    # five 2x pools then ×32 back up: needs multiples of 32.  At 512 with 16:
+    # 16 is too small (16 → … → 1 → 0: skipped); 48 → 24 → 12 → 6 → 3 → 1 → 32 ≠ 48
+    stack = ["conv:2,k=3,p=1", "save:e"] + ["maxpool:2"] * 5 + ["up:32", "concat:e"]
+    r, doc = check_json("-i", "1x1x512x512", *stack, "--divisible-by", "16")
+    assert r.exit_code == 1
+    assert doc["checks"][0]["actual"].startswith("fails at 48: layer 9 (concat:e)")
+    r, doc = check_json("-i", "1x1x512x512", *stack, "--divisible-by", "32")
+    assert r.exit_code == 0
+    assert doc["checks"][0]["actual"] == "checked 16 sizes from 32 to 512"
+
+
+def test_check_divisible_by_rounding_layer_without_join():
+    # no join at all: a conv k=2 s=2 at 6 → 3 … then another → 1 reads 0..1 of 3
+    r, doc = check_json("-i", "1x1x12", "conv:1,k=2,s=2", "conv:1,k=2,s=2", "--divisible-by",
+                        "2")
+    # 2 → 1 → too small: skipped; 4 ok; 6: 3 → 1 drops one; (12 fine)
+    assert r.exit_code == 1
+    actual = doc["checks"][0]["actual"]
+    assert actual.startswith("at 6: layer 2 (conv:1,k=2,s=2) never reads the last 1 input "
+                             "position of 3"), actual
+
+
+def test_check_without_assertion_exit_2():
+    r = run("check", "@vgg16")
+    assert r.exit_code == 2
+    assert "no assertion given" in r.stderr
+    assert r.stdout == ""
+
+
+def test_check_stack_errors_keep_their_codes():
+    r = run("check", "-i", "1x1x8x8", "add:nope", "--max-params", "1")
+    assert r.exit_code == 2
+    r = run("check", "-i", "1x1x2x2", "conv:1,k=5", "--max-params", "1")
+    assert r.exit_code == 3
+
+
+# ---------------------------------------------------------------------------
+# solve conv | tconv | maxpool | avgpool
+# ---------------------------------------------------------------------------
+
+def solve_json(kind, *args):
+    r = run("solve", kind, *args, "--format", "json")
+    assert r.exit_code == 0, (r.stdout, r.stderr)
+    return json.loads(r.stdout)
+
+
+def out_size(token: str, size: int, channels: int = 3) -> int:
+    """The token with C filled in, analyzed by convcalc at a 1-D input."""
+    a = analyze([token.replace("C", str(channels))], (1, 2, size))
+    return a.output_shape[-1]
+
+
+def test_solve_conv_64_to_32_k4_s2():
+    # ⌊(64 + T − 3 − 1)/2⌋ + 1 = 32  ⇔  60 + T ∈ {62, 63}  ⇔  T ∈ {2, 3}
+    doc = solve_json("conv", "--in", 64, "--out", 32, "-k", 4, "-s", 2)
+    assert doc["kind"] == "conv" and doc["in"] == 64 and doc["out"] == 32
+    assert doc["solutions"] == [
+        {"token": "conv:C,k=4,s=2,p=1", "k": 4, "s": 2, "d": 1, "padding": [1, 1], "op": 0},
+        {"token": "conv:C,k=4,s=2,p=1:2", "k": 4, "s": 2, "d": 1, "padding": [1, 2], "op": 0},
+    ]
+    r = run("solve", "conv", "--in", 64, "--out", 32, "-k", 4, "-s", 2)
+    assert r.exit_code == 0
+    assert "2 ways to map 64 → 32 with conv" in r.stdout
+    assert "⌊(64 + 1 + 2 − 1·(4−1) − 1)/2⌋ + 1 = 32" in r.stdout
+
+
+@pytest.mark.parametrize("args,tokens", [
+    # ⌊(224 + T − 7)/2⌋ + 1 = 112  ⇔  T ∈ {5, 6}; the odd unit after
+    (("--in", 224, "--out", 112, "-k", 7, "-s", 2), ["conv:C,k=7,s=2,p=2:3", "conv:C,k=7,s=2,p=3"]),
+    # stride 1: T = 2 exactly
+    (("--in", 32, "--out", 32, "-k", 3, "-s", 1), ["conv:C,k=3,p=1"]),
+    # dilation 2: d(k−1) = 4, T = 4
+    (("--in", 32, "--out", 32, "-k", 3, "-s", 1, "-d", 2), ["conv:C,k=3,p=2,d=2"]),
+    # shrinking without padding: 10 − 3 + 1 = 8
+    (("--in", 10, "--out", 8, "-k", 3, "-s", 1), ["conv:C,k=3"]),
+    # k=1 s=3: ⌊(10 + T − 1)/3⌋ + 1 = 4  ⇔  9 + T ∈ {9, 10, 11}  ⇔  T ∈ {0, 1, 2}
+    (("--in", 10, "--out", 4, "-k", 1, "-s", 3),
+     ["conv:C,k=1,s=3", "conv:C,k=1,s=3,p=0:1", "conv:C,k=1,s=3,p=1"]),
+])
+def test_solve_conv_hand(args, tokens):
+    doc = solve_json("conv", *args)
+    assert [x["token"] for x in doc["solutions"]] == tokens
+
+
+
+
+@pytest.mark.parametrize("i,o,k,s,pairs", [
+    # 62 − 2p + 3 + op + 1 = 64  ⇔  2p − op = 2, op ∈ {0, 1}  ⇒  (p, op) = (1, 0)
+    (32, 64, 4, 2, [(1, 0)]),
+    # k=3: 62 − 2p + 2 + op + 1 = 63  ⇔  2p − op = 2  ⇒  (1, 0)   (p ≤ d(k−1) = 2)
+    (32, 63, 3, 2, [(1, 0)]),
+    # 65 − 2p + op = 65  ⇒  (0, 0)
+    (32, 65, 3, 2, [(0, 0)]),
+    # 16 → 16 with k=3 s=1: 15 − 2p + 2 + 1 = 16 ⇒ p = 1 (op must be 0 < max(1, 1))
+    (16, 16, 3, 1, [(1, 0)]),
+    # 65 − 2p + op = 64  ⇔  2p − op = 1  ⇒  (p, op) = (1, 1)
+    (32, 64, 3, 2, [(1, 1)]),
+    # 65 − 2p + op = 66  ⇔  op − 2p = 1  ⇒  (0, 1)
+    (32, 66, 3, 2, [(0, 1)]),
+    # s=3, k=3: 93 − 2p + 2 + op + 1 = 96 − 2p + op = 95 ⇔ 2p − op = 1 ⇒ (1, 1)
+    (32, 95, 3, 3, [(1, 1)]),
+])
+def test_solve_tconv_hand(i, o, k, s, pairs):
+    r = run("solve", "tconv", "--in", i, "--out", o, "-k", k, "-s", s, "--format", "json")
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    got = [(x["padding"][0], x["op"]) for x in doc["solutions"]]
+    assert got == pairs
+    for x in doc["solutions"]:
+        assert x["padding"][0] == x["padding"][1]  # PyTorch pads a tconv symmetrically
+        assert out_size(x["token"], i) == o
+
+
+def test_solve_tconv_token_text():
+    doc = solve_json("tconv", "--in", 32, "--out", 64, "-k", 4, "-s", 2)
+    assert [x["token"] for x in doc["solutions"]] == ["tconv:C,k=4,s=2,p=1"]
+    r = run("solve", "tconv", "--in", 32, "--out", 64, "-k", 4, "-s", 2)
+    assert "(32−1)·2 − 1 − 1 + 1·(4−1) + 0 + 1 = 64" in r.stdout
+    assert "crop" in r.stdout  # a tconv's padding column says what it crops
+
+
+def test_solve_tconv_readme_example_every_kernel():
+    # README: `convcalc solve tconv --in 32 --out 64 -s 2`.  For each k in 1..11,
+    # 62 − 2p + (k − 1) + op + 1 = 64  ⇔  2p − op = k − 2, 0 ≤ op ≤ 1, 0 ≤ p ≤ k − 1:
+    # p = ⌊(k − 1)/2⌋ and op = k mod 2 (k=1: p = 0, op = 1)
+    doc = solve_json("tconv", "--in", 32, "--out", 64, "-s", 2)
+    got = sorted((x["k"], x["padding"][0], x["op"]) for x in doc["solutions"])
+    assert got == [(k, (k - 1) // 2, k % 2) for k in range(1, 12)]
+
+
+@pytest.mark.parametrize("kind", ["maxpool", "avgpool"])
+def test_solve_pools_hand(kind):
+    # k=3 s=2: ⌊(64 + T − 2 − 1)/2⌋ + 1 = 32 ⇔ T ∈ {1, 2}; each side ≤ 3/2: (0,1), (1,1)
+    doc = solve_json(kind, "--in", 64, "--out", 32, "-k", 3, "-s", 2)
+    assert [x["token"] for x in doc["solutions"]] == [f"{kind}:3,s=2,p=0:1", f"{kind}:3,s=2,p=1"]
+    # k=2 s=2 (the default stride, not written): T ∈ {0, 1}; (0, 1) has 1 ≤ 2/2
+    doc = solve_json(kind, "--in", 64, "--out", 32, "-k", 2, "-s", 2)
+    assert [x["token"] for x in doc["solutions"]] == [f"{kind}:2", f"{kind}:2,p=0:1"]
+    # 7 → 3, k=3 s=2: ⌊(4 + T)/2⌋ = 2 ⇔ T ∈ {0, 1}
+    doc = solve_json(kind, "--in", 7, "--out", 3, "-k", 3, "-s", 2)
+    assert [x["token"] for x in doc["solutions"]] == [f"{kind}:3,s=2", f"{kind}:3,s=2,p=0:1"]
+    # 5 → 6 with k=3 s=1 needs T = 3, a side of 2 > 3/2: none
+    r = run("solve", kind, "--in", 5, "--out", 6, "-k", 3, "-s", 1)
+    assert r.exit_code == 1
+    assert f"No {kind} with those settings maps 5 to 6." in r.stderr
+
+
+@pytest.mark.parametrize("kind", ["maxpool", "avgpool"])
+@pytest.mark.parametrize("i,o", [(64, 32), (7, 3), (30, 10), (9, 9), (13, 7)])
+def test_solve_pools_each_side_at_most_half_the_kernel(kind, i, o):
+    doc = solve_json(kind, "--in", i, "--out", o)
+    assert doc["solutions"]
+    for x in doc["solutions"]:
+        b, a = x["padding"]
+        assert 2 * max(b, a) <= x["k"], x
+        assert a - b in (0, 1)  # the odd unit after
+        assert out_size(x["token"], i) == o
+
+
+def _solve_cases():
+    cases = []
+    for kind in ("conv", "tconv", "maxpool", "avgpool"):
+        for i, o in ((64, 32), (32, 64), (28, 28), (224, 112), (15, 8), (8, 15), (100, 33),
+                     (5, 1), (1, 4)):
+            for extra in ((), ("-s", 2), ("-k", 3), ("-k", 4, "-s", 2)):
+                cases.append((kind, i, o, extra))
+    return cases
+
+
+def test_solve_every_listed_solution_gives_the_target_except_tconv():
+    """Every listed conv/pool solution, with C filled in and analyzed (1-D and
+    2-D), gives the target size; and the kernels and strides stay in the
+    searched ranges (k 1..11, s 1..4)."""
+    checked = 0
+    for kind, i, o, extra in _solve_cases():
+        if kind == "tconv":
+            continue
+        r = run("solve", kind, "--in", i, "--out", o, *extra, "--format", "json")
+        if r.exit_code == 1:  # nothing maps i to o here
+            assert r.stdout == "" and "No " in r.stderr
+            continue
+        assert r.exit_code == 0, (kind, i, o, extra, r.stderr)
+        for x in json.loads(r.stdout)["solutions"]:
+            assert 1 <= x["k"] <= 11 and 1 <= x["s"] <= 4
+            assert out_size(x["token"], i) == o, (kind, i, o, x)
+            a = analyze([x["token"].replace("C", "4")], (1, 1, i, i))
+            assert a.output_shape[2:] == (o, o)
+            checked += 1
+    assert checked > 300
+
+
+def test_solve_every_listed_tconv_solution_gives_the_target():
+    bad = []
+    for kind, i, o, extra in _solve_cases():
+        if kind != "tconv":
+            continue
+        r = run("solve", kind, "--in", i, "--out", o, *extra, "--format", "json")
+        if r.exit_code != 0:
+            continue
+        for x in json.loads(r.stdout)["solutions"]:
+            try:
+                got = out_size(x["token"], i)
+            except ConvcalcError as e:
+                got = str(e)
+            if got != o:
+                bad.append((i, o, x["token"], got))
+    assert not bad, bad[:5]
+
+
+def _brute(kind, i, o, k, s, d):
+    """Every (k, s, before, after, op) by the formulas, as solve promises to list."""
+    out = set()
+    for kk in ([k] if k else range(1, 12)):
+        for ss in ([s] if s else range(1, 5)):
+            span = d * (kk - 1)
+            if kind == "tconv":
+                for p in range(0, span + 1):
+                    for op in range(0, max(ss, d)):
+                        if (i - 1) * ss - 2 * p + span + op + 1 == o:
+                            out.add((kk, ss, p, p, op))
+                continue
+            for total in range(0, o * ss + span + 1):  # T ≤ (o−1)s + span + 1 − i + s − 1
+                before, after = total // 2, total - total // 2
+                if kind != "conv" and 2 * after > kk:
+                    continue
+                if i + total - span - 1 < 0:
+                    continue
+                if (i + total - span - 1) // ss + 1 == o:
+                    out.add((kk, ss, before, after, 0))
+    return out
+
+
+@pytest.mark.parametrize("kind", ["conv", "maxpool", "avgpool"])
+def test_solve_lists_every_solution(kind):
+    n = 0
+    for i in range(1, 19, 3):
+        for o in range(1, 19, 2):
+            want = _brute(kind, i, o, None, None, 1)
+            got = {(x.k, x.s, *x.padding, x.op) for x in solve_layer(kind, i, o)}
+            assert got == want, (kind, i, o, sorted(want - got), sorted(got - want))
+            n += len(got)
+    assert n > 100
+
+
+def test_solve_lists_every_tconv_solution():
+    for i in range(1, 19, 3):
+        for o in range(1, 40, 3):
+            want = _brute("tconv", i, o, None, None, 1)
+            got = {(x.k, x.s, *x.padding, x.op) for x in solve_layer("tconv", i, o)}
+            assert got == want, (i, o, sorted(want - got), sorted(got - want))
+
+
+def test_solve_avgpool_with_dilation_is_refused_or_valid():
+    r = run("solve", "avgpool", "--in", 64, "--out", 30, "-k", 3, "-s", 2, "-d", 2,
+            "--format", "json")
+    if r.exit_code == 2:
+        return
+    assert r.exit_code == 0
+    for x in json.loads(r.stdout)["solutions"]:
+        assert out_size(x["token"], 64) == 30
+
+
+def test_solve_no_solution_exit_1():
+    # tconv 4 → 100 with k=3 s=2: at most 3·2 + 2 + 1 + 1 = 10
+    r = run("solve", "tconv", "--in", 4, "--out", 100, "-k", 3, "-s", 2)
+    assert r.exit_code == 1
+    assert "No tconv with those settings maps 4 to 100." in r.stderr
+    assert r.stdout == ""
+    # a pool cannot grow 10 → 20 (with k ≤ 11 and padding ≤ k/2 a side)
+    r = run("solve", "maxpool", "--in", 10, "--out", 20)
+    assert r.exit_code == 1
+    # conv 10 → 3 with k=3, s=1 would need negative padding
+    r = run("solve", "conv", "--in", 10, "--out", 3, "-k", 3, "-s", 1, "--format", "json")
+    assert r.exit_code == 1
+
+
+def test_solve_bad_arguments_exit_2():
+    assert run("solve", "conv", "--in", 0, "--out", 3).exit_code == 2
+    assert run("solve", "conv", "--out", 3).exit_code == 2
+    assert run("solve", "conv", "--in", 4, "--out", 3, "-k", 0).exit_code == 2
+    assert run("solve", "up", "--in", 4, "--out", 8).exit_code == 2
+
+
+def test_solve_csv():
+    r = run("solve", "conv", "--in", 64, "--out", 32, "-k", 4, "-s", 2, "--format", "csv")
+    assert r.exit_code == 0
+    # the tokens hold commas, so they are quoted
+    assert r.stdout.splitlines() == ["token,before,after,op", '"conv:C,k=4,s=2,p=1",1,1,0',
+                                     '"conv:C,k=4,s=2,p=1:2",1,2,0']
+
+
+# ---------------------------------------------------------------------------
+# solve sizes
+# ---------------------------------------------------------------------------
+
+# two 2x pools, padded 3x3 convs, transposed convs ×2 back: size n works iff
+# n is even (pool 1 reads all) and n/2 is even (pool 2 reads all): n ≡ 0 (mod 4)
+UNET2 = ("conv:4,k=3,p=1 save:e1 maxpool:2 conv:4,k=3,p=1 save:e2 maxpool:2 conv:4,k=3,p=1 "
+         "tconv:4,k=2,s=2 concat:e2 conv:4,k=3,p=1 tconv:4,k=2,s=2 concat:e1 conv:2,k=1").split()
+
+
+def test_solve_sizes_multiples_of_4():
+    r = run("solve", "sizes", "-i", "1x1x8x8", *UNET2, "--range", "60..100")
+    assert r.exit_code == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "11 of 41 sizes in 60..100 work exactly: every multiple of 4 from 60 to 100"
+    assert lines[1].strip() == "60, 64, 68, 72, 76, 80, 84, 88, 92, 96, 100"
+    # 61: pool 1 drops one (61 → 30), 30 → 15 → 30 → 60 ≠ 61 at the last concat
+    assert "61: layer 12 (concat:e1)" in r.stdout
+    # 62 → 31 → 15 → 30 ≠ 31 at the first concat
+    assert "62: layer 9 (concat:e2): concat: 1x4x30x30 (the current tensor) vs 1x4x31x31" \
+        in r.stdout
+
+
+def test_solve_sizes_json():
+    r = run("solve", "sizes", "-i", "1x1x8x8", *UNET2, "--range", "60..100", "--format", "json")
+    assert r.exit_code == 0
+    doc = json.loads(r.stdout)
+    assert doc["range"] == [60, 100]
+    assert doc["sizes"] == [n for n in range(60, 101) if n % 4 == 0]
+    assert doc["step"] == 4
+    assert [f["size"] for f in doc["failures"]] == [61, 62, 63, 65, 66]
+    assert all(f["reason"] for f in doc["failures"])
+    # every listed size really goes through, back to its own size
+    for n in doc["sizes"]:
+        assert analyze(UNET2, (1, 1, n, n)).output_shape == (1, 2, n, n)
+
+
+def test_solve_sizes_1d_and_rectangular_template():
+    # 1-D, the same graph: same answer; the batch and channels come from -i
+    r = run("solve", "sizes", "-i", "3x1x8", *UNET2, "--range", "60..100", "--format", "json")
+    assert json.loads(r.stdout)["sizes"] == list(range(60, 101, 4))
+    # 2-D with a rectangular template: every spatial dim is set to the size
+    r = run("solve", "sizes", "-i", "1x1x8x12", *UNET2, "--range", "60..100", "--format",
+            "json")
+    assert json.loads(r.stdout)["sizes"] == list(range(60, 101, 4))
+
+
+def test_solve_sizes_step_null_when_irregular():
+    # one valid conv k=3 then a 2x pool: n − 2 must be even: 10, 12, 14, step 2;
+    # a single size has no step
+    r = run("solve", "sizes", "-i", "1x1x8", "conv:1,k=3", "maxpool:2", "--range", "9..15",
+            "--format", "json")
+    doc = json.loads(r.stdout)
+    assert doc["sizes"] == [10, 12, 14]
+    assert doc["step"] == 2
+    r = run("solve", "sizes", "-i", "1x1x8", "conv:1,k=3", "maxpool:2", "--range", "10..10",
+            "--format", "json")
+    doc = json.loads(r.stdout)
+    assert doc["sizes"] == [10]
+    assert doc["step"] is None
+
+
+def test_solve_sizes_none_exit_1():
+    r = run("solve", "sizes", "-i", "1x1x8x8", *UNET2, "--range", "61..63")
+    assert r.exit_code == 1
+    assert "No size in 61..63 works exactly." in r.stdout
+
+
+def test_solve_sizes_bad_ranges_exit_2():
+    r = run("solve", "sizes", "-i", "1x1x8x8", *UNET2, "--range", "5..1")
+    assert r.exit_code == 2
+    assert "empty" in r.stderr
+    # MAX_SIZES = 5,000 sizes at most: 1..5001 is 5,001
+    assert MAX_SIZES == 5000
+    r = run("solve", "sizes", "-i", "1x1x8x8", *UNET2, "--range", "1..5001")
+    assert r.exit_code == 2
+    assert "5,000" in r.stderr
+    r = run("solve", "sizes", "-i", "1x1x8x8", *UNET2, "--range", "ten..20")
+    assert r.exit_code == 2
+    r = run("solve", "sizes", "-i", "1x1x8x8", *UNET2, "--range", "0..20")
+    assert r.exit_code == 2
+
+
+def test_solve_sizes_exactly_the_cap_is_allowed():
+    # 1..5000 is 5,000 sizes: allowed (a 1x1 conv takes every size)
+    r = run("solve", "sizes", "-i", "1x1x8", "conv:1,k=1", "--range", "1..5000", "--format",
+            "json")
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert len(doc["sizes"]) == 5000 and doc["step"] == 1
+
+
+def test_solve_sizes_builtin_unet_readme():
+    # README: 6 of 101 sizes in 500..600 work: 512, 528, …, 592 (multiples of 16)
+    r = run("solve", "sizes", "@unet", "--range", "500..600")
+    assert r.exit_code == 0
+    assert re.search(r"6 of 101 sizes in 500\.\.600 work exactly: every multiple of 16 from "
+                     r"512 to 592", r.stdout)
