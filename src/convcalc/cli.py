@@ -17,11 +17,18 @@ from .errors import ConvcalcError, StackSyntaxError
 FORMATS = ("table", "json", "csv", "markdown")
 
 
+def _printable(text: str) -> str:
+    """User text inside a message: control characters escaped, so that a
+    message stays on its lines."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class LayerError(click.ClickException):
     """A ConvcalcError shown the click way: ``Error: layer 3 (tok): reason``."""
 
     def __init__(self, err: ConvcalcError):
-        super().__init__(err.message + (f"\n  hint: {err.hint}" if err.hint else ""))
+        super().__init__(_printable(err.message)
+                         + (f"\n  hint: {_printable(err.hint)}" if err.hint else ""))
         self.exit_code = err.exit_code
 
 
@@ -32,7 +39,7 @@ class ShortUsageError(click.ClickException):
 
     def __init__(self, err: click.UsageError):
         hint = f"\nTry '{err.ctx.command_path} --help' for help." if err.ctx else ""
-        super().__init__(err.format_message() + hint)
+        super().__init__(_printable(err.format_message()) + hint)
 
 
 class App(click.Group):
@@ -506,6 +513,7 @@ def solve_sizes_command(layers, files, input_shape, dtype, fmt, size_range):
         lines += [f"  {n}: {why}" for n, why in res.failures[:3]]
     emit(fmt, lines, res.to_dict(), render.csv_text(("size",), [[n] for n in res.sizes]))
     if not res.sizes:
+        click.echo(f"Error: no input size in {lo}..{hi} goes through exactly", err=True)
         raise click.exceptions.Exit(1)
 
 

@@ -90,6 +90,9 @@ def _padded_source(t: int, n: int, mode: str) -> Optional[int]:
 def conv_tap_set(w: Window, o: int):
     """The real input positions a conv or pool output reads (padding modes included)."""
     start, d, n = o * w.stride - w.pad, w.dilation, w.in_size
+    if w.padding_mode != "zeros" and w.k > MAX_REGION_POSITIONS:
+        raise ShapeError(f"a {w.k:,}-tap window with {w.padding_mode} padding: too many "
+                         f"positions to enumerate")
     j0 = max(0, -(-(-start) // d))
     j1 = min(w.k - 1, (n - 1 - start) // d)
     inside = range(start + j0 * d, start + j1 * d + 1, d) if j0 <= j1 else range(0)
@@ -376,7 +379,7 @@ class PathState(NamedTuple):
 Product = Tuple[object, ...]  # per dim: a range (contiguous positions) or a frozenset
 
 # enumerating more positions than this for one --at query is refused
-MAX_REGION_POSITIONS = 10 ** 7
+MAX_REGION_POSITIONS = 2 * 10 ** 6
 # contiguous sets larger than this are carried as ranges, not enumerated
 CONTIGUOUS = 64
 
@@ -443,6 +446,9 @@ def _back_dim(positions, w: Window, clip: bool):
         if isinstance(ts, range) and ts.step == 1 and len(ts) > CONTIGUOUS:
             runs.append(ts)  # an adaptive-pool window may span 10^8 positions
             continue
+        if len(ts) > MAX_REGION_POSITIONS:  # a dilated window of 10^9 taps
+            raise ShapeError(f"--at: one window reads {len(ts):,} separate positions; too many "
+                             f"to enumerate")
         reached.update(ts)
         if len(reached) > MAX_REGION_POSITIONS:
             raise ShapeError(f"--at: the region has over {MAX_REGION_POSITIONS:,} positions "
