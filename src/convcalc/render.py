@@ -161,7 +161,8 @@ def region_lines(a: Analysis, reg: Region) -> List[str]:
     lines = [head]
     for name, (lo, hi), un in zip(names, reg.region, reg.unclipped or [None] * len(names)):
         extra = "" if un is None or tuple(un) == (lo, hi) else f"   (unclipped {un[0]}..{un[1]})"
-        lines.append(f"  {name}: {lo}..{hi}  ({hi - lo + 1} positions){extra}")
+        count = hi - lo + 1
+        lines.append(f"  {name}: {lo}..{hi}  ({count} position{'' if count == 1 else 's'}){extra}")
     return lines
 
 
