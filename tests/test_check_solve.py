@@ -620,3 +620,16 @@ def test_solve_sizes_builtin_unet_readme():
     assert r.exit_code == 0
     assert re.search(r"6 of 101 sizes in 500\.\.600 work exactly: every multiple of 16 from "
                      r"512 to 592", r.stdout)
+
+
+def test_resnet50_takes_every_multiple_of_32():
+    # five stride-2 stages: 2^5 = 32.  The 1x1 stride-2 shortcut convs skip every other
+    # position by design (k < s), which is not a rounding loss: 8 → 4 reads 0, 2, 4, 6.
+    r = CliRunner().invoke(cli, ["check", "@resnet50", "--divisible-by", "32"])
+    assert r.exit_code == 0, r.output
+    from convcalc.analysis import inexact
+    a = convcalc.analyze(["conv:4,k=1,s=2"], (1, 3, 8, 8))
+    assert inexact(a.layers[0]) is None
+    # but 7 → 3 with a 2x2/2 pool leaves input position 6 unread: a real loss
+    a = convcalc.analyze(["maxpool:2"], (1, 3, 7, 7))
+    assert "never reads the last 1 input position of 7" in inexact(a.layers[0])

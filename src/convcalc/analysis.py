@@ -291,10 +291,15 @@ def inexact(r: Row) -> Optional[str]:
         return None
     for d, w in enumerate(r.windows):
         if w.kind == "conv" and r.kind in ("conv", "sepconv", "maxpool", "avgpool"):
+            # positions the next window would read, had the size not been rounded down
+            # (a stride larger than the kernel skips positions everywhere: not a loss)
             b = r.padding[d][0] if r.padding else 0
             end = (w.out_size - 1) * w.stride - b + w.dilation * (w.k - 1)
-            if end < w.in_size - 1:
-                lost = w.in_size - 1 - end
+            start = w.out_size * w.stride - b
+            first = max(0, (end - start) // w.dilation + 1)  # taps j past the last window
+            last = min(w.k - 1, (w.in_size - 1 - start) // w.dilation)  # and inside the input
+            lost = max(0, last - first + 1)
+            if lost:
                 return (f"never reads the last {lost} input position{'s' if lost > 1 else ''} "
                         f"of {w.in_size} (dim {d + 1}: {w.out_size} "
                         f"window{'s' if w.out_size > 1 else ''} of stride {w.stride})")
