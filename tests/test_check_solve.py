@@ -628,8 +628,8 @@ def test_resnet50_takes_every_multiple_of_32():
     r = CliRunner().invoke(cli, ["check", "@resnet50", "--divisible-by", "32"])
     assert r.exit_code == 0, r.output
     from convcalc.analysis import inexact
-    a = convcalc.analyze(["conv:4,k=1,s=2"], (1, 3, 8, 8))
+    a = analyze(["conv:4,k=1,s=2"], (1, 3, 8, 8))
     assert inexact(a.layers[0]) is None
     # but 7 → 3 with a 2x2/2 pool leaves input position 6 unread: a real loss
-    a = convcalc.analyze(["maxpool:2"], (1, 3, 7, 7))
+    a = analyze(["maxpool:2"], (1, 3, 7, 7))
     assert "never reads the last 1 input position of 7" in inexact(a.layers[0])
