@@ -248,10 +248,12 @@ class _DimMap(NamedTuple):
         return len(self.lo)
 
     def at(self, u: int) -> Interval:
-        q, t = divmod(u, self.T)
+        T = len(self.lo)
+        q, t = divmod(u, T)
         if self.lo[t] is None:
             return None
-        shift = int(q * self.T * self.stride)
+        step = self.stride * T  # a whole number by construction of T
+        shift = q * (step.numerator // step.denominator)
         return self.lo[t] + shift, self.hi[t] + shift
 
     def over(self, a: int, b: int) -> Interval:

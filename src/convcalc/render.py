@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -182,20 +181,23 @@ def models_report(entries: Sequence[Dict]) -> Report:
 # formats
 # ---------------------------------------------------------------------------
 
-_SCALAR = r"(?:-?[0-9][0-9.eE+-]*|null|true|false)"
-_NUMBERS = re.compile(r"\[\n\s*(" + _SCALAR + r"(?:,\n\s*" + _SCALAR + r")*)\n\s*\]")
-_PAIRS = re.compile(r"\[\n\s*(\[[^\[\]\n]*\](?:,\n\s*\[[^\[\]\n]*\])*)\n\s*\]")
+def _one_line(value) -> str:
+    return json.dumps(value, separators=(", ", ": "), ensure_ascii=False)
 
 
 def dump_json(data) -> str:
-    """Indented JSON with shapes and paddings kept on one line.
-
-    Only lists json.dumps broke over lines are joined (strings hold no raw
-    newline), numbers first, then lists of those one-line lists."""
-    def join(m):
-        return "[" + re.sub(r",\n\s*", ", ", m.group(1)) + "]"
-    text = json.dumps(data, indent=2, ensure_ascii=False)
-    return _PAIRS.sub(join, _NUMBERS.sub(join, text))
+    """JSON for people and scripts alike: the top level one key a line, each
+    item of a list of objects (layers, checks, solutions) on a line of its own,
+    everything else on one line.  The C encoder does the work."""
+    def block(value, pad):
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            inner = ",\n".join(f"{pad}  {_one_line(v)}" for v in value)
+            return f"[\n{inner}\n{pad}]"
+        return _one_line(value)
+    if isinstance(data, dict):
+        items = [f"  {_one_line(k)}: {block(v, '  ')}" for k, v in data.items()]
+        return "{\n" + ",\n".join(items) + "\n}"
+    return block(data, "")
 
 
 def csv_text(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
