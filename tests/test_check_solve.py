@@ -633,3 +633,18 @@ def test_resnet50_takes_every_multiple_of_32():
     # but 7 → 3 with a 2x2/2 pool leaves input position 6 unread: a real loss
     a = analyze(["maxpool:2"], (1, 3, 7, 7))
     assert "never reads the last 1 input position of 7" in inexact(a.layers[0])
+
+
+def test_check_and_solve_sizes_read_stack_files_once(tmp_path):
+    # the -f file (and stdin) is read once and analyzed: conv:4,k=3 on 3 channels has
+    # 4·3·9 + 4 = 112 params, so ≤ 100 fails with exit 1 (not "no layers given", exit 2)
+    stack = tmp_path / "net.stack"
+    stack.write_text("# input: 1x3x8x8\nconv:4,k=3\n")
+    r = CliRunner().invoke(cli, ["check", "-f", str(stack), "--max-params", "100"])
+    assert r.exit_code == 1 and "112" in r.stdout
+    r = CliRunner().invoke(cli, ["check", "-i", "1x3x8x8", "-f", "-", "relu", "--max-params",
+                                 "112"], input="conv:4,k=3\n")
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(cli, ["solve", "sizes", "-i", "1x3x8x8", "-f", "-", "--range", "8..12"],
+                           input="conv:4,k=3,p=1 save:a maxpool:2 tconv:4,k=2,s=2 add:a\n")
+    assert r.exit_code == 0 and "every multiple of 2" in r.stdout

@@ -149,9 +149,10 @@ def stack_arguments(f):
     return f
 
 
-def run_analysis(layers, files, input_shape, dtype, explain=False):
-    from .analysis import analyze
-    from .language import parse_stack
+def load_stack(layers, files, input_shape):
+    """Parsed layers and the input shape, from the arguments, the -f files
+    (read once: stdin cannot be read twice) and a stack's own `# input:`."""
+    from .language import parse_shape, parse_stack
     tokens, default = gather_stack(layers, files)
     if not tokens:
         raise click.UsageError("no layers given: name them as arguments, with -f FILE or @MODEL "
@@ -160,8 +161,14 @@ def run_analysis(layers, files, input_shape, dtype, explain=False):
     if input_shape is None:
         if default is None:
             raise click.UsageError("missing -i/--input SHAPE (e.g. -i 1x3x224x224)")
-        input_shape = default
-    return analyze(specs, input_shape, dtype, explain)
+        return specs, default
+    return specs, parse_shape(input_shape)
+
+
+def run_analysis(layers, files, input_shape, dtype, explain=False):
+    from .analysis import analyze
+    specs, shape = load_stack(layers, files, input_shape)
+    return analyze(specs, shape, dtype, explain)
 
 
 @click.group(cls=App, context_settings={"help_option_names": ["-h", "--help"]})
@@ -229,7 +236,7 @@ def verify_options(f):
 
 
 def run_verify(a, seed, max_memory):
-    from .verify import verify
+    from .verify import verify  # numpy, only when asked for
     return verify(a, seed, max_memory)
 
 
@@ -397,12 +404,11 @@ def check(layers, files, input_shape, dtype, fmt, expect_output, max_params, max
           --max-macs 4.2G --min-rf 200 --divisible-by 32
     """
     from . import render
+    from .analysis import analyze
     from .checks import run_checks
-    from .language import parse_stack
-    tokens, _ = gather_stack(layers, files)
-    a = run_analysis(layers, files, input_shape, dtype)
-    results = run_checks(a, parse_stack(tokens), expect_output, max_params, max_macs, min_rf,
-                         divisible_by)
+    specs, shape = load_stack(layers, files, input_shape)
+    a = analyze(specs, shape, dtype)
+    results = run_checks(a, specs, expect_output, max_params, max_macs, min_rf, divisible_by)
     if not results:
         raise click.UsageError("no assertion given: use --expect-output, --max-params, "
                                "--max-macs, --min-rf or --divisible-by")
@@ -489,15 +495,8 @@ def solve_sizes_command(layers, files, input_shape, dtype, fmt, size_range):
     """The input sizes in a range for which every layer divides exactly and
     every add/concat lines up (every spatial dim set to the size)."""
     from . import render
-    from .language import parse_shape, parse_stack
     from .solve import solve_sizes
-    tokens, default = gather_stack(layers, files)
-    if not tokens:
-        raise click.UsageError("no layers given")
-    specs = parse_stack(tokens)
-    template = parse_shape(input_shape) if input_shape else default
-    if template is None:
-        raise click.UsageError("missing -i/--input SHAPE (batch and channels are taken from it)")
+    specs, template = load_stack(layers, files, input_shape)  # batch and channels from it
     res = solve_sizes(specs, template, *size_range)
     lo, hi = size_range
     if res.sizes:
