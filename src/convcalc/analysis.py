@@ -5,6 +5,8 @@ dataclasses; :meth:`Analysis.to_dict` is the JSON contract of SPEC.md §5.
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
@@ -154,13 +156,6 @@ def row_dict(r: Row) -> dict:
     return d
 
 
-def _prod(vals) -> int:
-    out = 1
-    for v in vals:
-        out *= int(v)
-    return out
-
-
 def analyze(stack: Sequence[Union[str, LayerSpec]], input_shape: Union[str, Sequence[int]],
             dtype: str = "float32", explain: bool = False, receptive: bool = True) -> Analysis:
     """Every layer's shape, padding, params, MACs, memory and receptive field.
@@ -200,7 +195,7 @@ def analyze(stack: Sequence[Union[str, LayerSpec]], input_shape: Union[str, Sequ
             if explain:
                 lines = (*lines, *(rfmath.explain_step(befores[0], inputs[0][1], path)
                                    if len(paths) == 1 else rfmath.explain_merge(paths, path)))
-            act = _prod(st.output_shape) * width if st.allocates else 0
+            act = math.prod(st.output_shape) * width if st.allocates else 0
             graph.add(Row(spec.index, spec.kind, spec.text, st.part, st.input_shape,
                           st.output_shape, st.padding, st.params, st.buffers, st.macs, act,
                           path.field(), inputs[0][1], tuple(lines), inputs, path.note), path)
@@ -213,7 +208,7 @@ def analyze(stack: Sequence[Union[str, LayerSpec]], input_shape: Union[str, Sequ
     act_bytes = sum(r.activation_bytes for r in rows)
     totals = Totals(params, params, sum(r.buffers for r in rows), macs, 2 * macs, act_bytes,
                     params * width)
-    memory = Memory(_prod(shape) * width, 2 * act_bytes, params * width)
+    memory = Memory(math.prod(shape) * width, 2 * act_bytes, params * width)
     last = graph.states[graph.cur]
     return Analysis(shape, graph.shape(graph.cur), dtype, tuple(rows), totals, memory,
                     last.field(), last.note)

@@ -54,10 +54,6 @@ class Cost:
     note: str   # what was counted for this row
 
 
-def _prod(vals) -> int:
-    return math.prod(int(v) for v in vals)
-
-
 @lru_cache(maxsize=4096)
 def _spec(text: str, index: int) -> LayerSpec:
     return parse_token(text, index)
@@ -102,7 +98,7 @@ def _torch(row, sp) -> Tuple[int, str]:
 def _fvcore(row, sp) -> Tuple[int, str]:
     k = row.kind
     n = len(row.input_shape) - 2
-    numel_in, numel_out = _prod(row.input_shape), _prod(row.output_shape)
+    numel_in, numel_out = math.prod(row.input_shape), math.prod(row.output_shape)
     if k in ("conv", "sepconv"):
         return row.macs, "aten::_convolution: N·∏o·∏w, bias ignored (= torch)"
     if k == "tconv":
@@ -172,7 +168,7 @@ def _ptflops(row, sp) -> Tuple[int, str]:
     k = row.kind
     N = row.input_shape[0]
     n = len(row.input_shape) - 2
-    numel_in, numel_out = _prod(row.input_shape), _prod(row.output_shape)
+    numel_in, numel_out = math.prod(row.input_shape), math.prod(row.output_shape)
     module = 0           # counted by the module hook (divided by the batch)
     functional = 0       # counted by a patched F function (not divided)
     what = ""
@@ -210,7 +206,7 @@ def _ptflops(row, sp) -> Tuple[int, str]:
                 f"F pool {_fmt(numel_in)}")
     elif k == "up":
         # upsample_flops_counter_hook reads output[0]: the first SAMPLE of the batch
-        module = _prod(row.output_shape[1:])
+        module = math.prod(row.output_shape[1:])
         functional = _pt_interpolate(row, sp)
         what = (f"upsample: module hook {_fmt(module)} (output[0], one sample) + patched "
                 f"F.interpolate {float(functional):,g}")
@@ -235,13 +231,13 @@ def _pt_interpolate(row, sp):
     n = len(row.input_shape) - 2
     if sp["size"] is not None:  # prod(size)·N·C
         size = tuple(sp["size"]) * n if len(sp["size"]) == 1 else tuple(sp["size"])
-        return _prod(size) * _prod(row.input_shape[:2])
+        return math.prod(size) * math.prod(row.input_shape[:2])
     scale = sp["scale"]
-    numel = _prod(row.input_shape)
+    numel = math.prod(row.input_shape)
     if len(scale) == 1:  # nn.Upsample keeps a float: numel·scale**dims (a float)
         return Fraction(numel * float(scale[0]) ** n)
     # a tuple: numel·np.prod(scale, dtype=int64), which truncates each factor
-    return numel * _prod(int(s) for s in scale)
+    return numel * math.prod(int(s) for s in scale)
 
 
 # ---------------------------------------------------------------------------
@@ -269,12 +265,12 @@ _THOP_UP = {"nearest": 1, "linear": 5, "bilinear": 11, "bicubic": 224 + 35}
 
 def _thop(row, sp) -> Tuple[int, str]:
     k = row.kind
-    numel_in, numel_out = _prod(row.input_shape), _prod(row.output_shape)
+    numel_in, numel_out = math.prod(row.input_shape), math.prod(row.output_shape)
     if k in ("conv", "sepconv"):
         return row.macs, "conv: ∏output·(Cin/g)·∏k, bias not counted (= torch)"
     if k == "tconv":
         # torch: N·Cin·∏i·(Cout/g)·∏k; thop: N·Cout·∏o·(Cin/g)·∏k
-        macs = row.macs // _prod(row.input_shape[2:]) * _prod(row.output_shape[2:])
+        macs = row.macs // math.prod(row.input_shape[2:]) * math.prod(row.output_shape[2:])
         return macs, ("transposed conv by OUTPUT: N·Cout·∏o·(Cin/g)·∏k "
                       f"(torch's {_fmt(row.macs)} × ∏o/∏i)")
     if k == "linear":

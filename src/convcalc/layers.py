@@ -71,10 +71,6 @@ def fmt_shape(shape: Sequence[int]) -> str:
     return "x".join(str(v) for v in shape)
 
 
-def _prod(vals) -> int:
-    return math.prod(int(v) for v in vals)
-
-
 def _join(vals) -> str:
     return "x".join(str(v) for v in vals)
 
@@ -95,9 +91,6 @@ def per_dim_lines(texts: Sequence[str]) -> List[str]:
 def _dot(vals) -> str:
     return "·".join(str(v) for v in vals)
 
-
-def _signed(v: int) -> str:
-    return f"+ {v}" if v >= 0 else f"− {-v}"
 
 
 def padding_lines(p, sizes, ks, ss, ds, pairs) -> List[str]:
@@ -244,8 +237,8 @@ def conv_step(shape: Shape, out: int, ks, ss, pairs: Pairs, ds, groups: int, bia
                              f"(dilated) is larger than the padded input "
                              f"{_join(i + b + a for (b, a), i in zip(pairs, sizes))}")
         outs.append((i + b + a - eff) // s + 1)
-    params = out * (C // groups) * _prod(ks) + (out if bias else 0)
-    macs = N * out * _prod(outs) * (C // groups) * _prod(ks)
+    params = out * (C // groups) * math.prod(ks) + (out if bias else 0)
+    macs = N * out * math.prod(outs) * (C // groups) * math.prod(ks)
     windows = tuple(Window("conv", i, o, k, s, b, d, padding_mode=pm)
                     for i, o, k, s, (b, _), d in zip(sizes, outs, ks, ss, pairs, ds))
     return Step(shape, (N, out, *outs), pairs, params, 0, macs, windows=windows, part=part)
@@ -382,8 +375,8 @@ class TConv(Layer):
         sp = self.spec
         N, C, sizes = shape[0], shape[1], shape[2:]
         out, g = sp["out"], sp["g"]
-        params = C * (out // g) * _prod(ks) + (out if sp["bias"] else 0)
-        macs = N * C * _prod(sizes) * (out // g) * _prod(ks)
+        params = C * (out // g) * math.prod(ks) + (out if sp["bias"] else 0)
+        macs = N * C * math.prod(sizes) * (out // g) * math.prod(ks)
         windows = tuple(Window("tconv", i, o, k, s, b, d)
                         for i, o, k, s, (b, _), d in zip(sizes, outs, ks, ss, pairs, ds))
         return [Step(shape, (N, out, *outs), pairs, params, 0, macs, windows=windows)]
@@ -659,11 +652,11 @@ class Flatten(Layer):
     kind = "flatten"
 
     def steps(self, shape):
-        return [Step(shape, (shape[0], _prod(shape[1:])), allocates=False, windows=None)]
+        return [Step(shape, (shape[0], math.prod(shape[1:])), allocates=False, windows=None)]
 
     def explain(self, shape):
         return [[f"N x (C·∏spatial) = {shape[0]} x ({_dot(shape[1:])}) = {shape[0]}x"
-                 f"{_prod(shape[1:])}, a view: allocates nothing"]]
+                 f"{math.prod(shape[1:])}, a view: allocates nothing"]]
 
 
 class Linear(Layer):
@@ -674,7 +667,7 @@ class Linear(Layer):
     def steps(self, shape):
         fin, out = shape[-1], self.spec["out"]
         params = fin * out + (out if self.spec["bias"] else 0)
-        rows = _prod(shape[:-1])
+        rows = math.prod(shape[:-1])
         return [Step(shape, (*shape[:-1], out), params=params, macs=rows * fin * out,
                      windows=None)]
 
@@ -684,7 +677,7 @@ class Linear(Layer):
         return [[f"in = last dim = {fin}",
                  f"params = in·out{' + out' if bias else ''} = {fin}·{out}"
                  f"{f' + {out}' if bias else ''} = {st.params:,}",
-                 f"MACs = rows·in·out = {_prod(shape[:-1])}·{fin}·{out} = {st.macs:,}"]]
+                 f"MACs = rows·in·out = {math.prod(shape[:-1])}·{fin}·{out} = {st.macs:,}"]]
 
 
 # ---------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from fractions import Fraction
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from .analysis import MIB, Analysis, Region, Row
-from .layers import DIM_NAMES
+from .layers import DIM_NAMES, fmt_shape
 from .receptive import ReceptiveField
 
 FORMATS = ("table", "json", "csv", "markdown")
@@ -23,10 +23,6 @@ FORMATS = ("table", "json", "csv", "markdown")
 # ---------------------------------------------------------------------------
 # values as text
 # ---------------------------------------------------------------------------
-
-def fmt_shape(shape: Sequence[int]) -> str:
-    return "x".join(str(v) for v in shape)
-
 
 def fmt_fraction(v: Fraction) -> str:
     return str(v.numerator) if v.denominator == 1 else f"{v.numerator}/{v.denominator}"

@@ -75,10 +75,6 @@ class Verification:
 # memory guard
 # ---------------------------------------------------------------------------
 
-def _prod(vals) -> int:
-    return math.prod(int(v) for v in vals)
-
-
 def peak_bytes(a: Analysis) -> int:
     """A generous estimate of the most memory one layer's run holds at once.
 
@@ -88,14 +84,14 @@ def peak_bytes(a: Analysis) -> int:
     """
     peak = 0
     for r in a.layers:
-        elems = _prod(r.input_shape) + _prod(r.output_shape) + r.params + r.buffers
+        elems = math.prod(r.input_shape) + math.prod(r.output_shape) + r.params + r.buffers
         if r.kind in ("conv", "sepconv", "tconv") and r.windows:
             N, C = r.input_shape[:2]
-            elems += C * _prod(w.k for w in r.windows) * N * _prod(r.output_shape[2:])
+            elems += C * math.prod(w.k for w in r.windows) * N * math.prod(r.output_shape[2:])
             if r.kind == "tconv":
-                elems += _prod(r.input_shape) * _prod(w.stride for w in r.windows)
+                elems += math.prod(r.input_shape) * math.prod(w.stride for w in r.windows)
         elif r.kind != "flatten":
-            elems += 2 * _prod(r.output_shape)  # gathers and temporaries
+            elems += 2 * math.prod(r.output_shape)  # gathers and temporaries
         peak = max(peak, elems)
     return peak * 4
 
@@ -113,7 +109,7 @@ class _Runner:
     def weights(self, *shape):
         """Uniform weights scaled by 1/√fan-in, so activations keep their size
         through deep stacks instead of overflowing float32."""
-        scale = 1 / math.sqrt(_prod(shape[1:])) if len(shape) > 1 else 1.0
+        scale = 1 / math.sqrt(math.prod(shape[1:])) if len(shape) > 1 else 1.0
         w = self.rng.random(shape, dtype=self.np.float32)  # float32 draws: half the time
         w *= 2 * scale
         w -= scale
