@@ -6,7 +6,6 @@ dataclasses; :meth:`Analysis.to_dict` is the JSON contract of SPEC.md §5.
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
