@@ -63,17 +63,12 @@ def taps(w: Window, o: int, clip: bool) -> Interval:
 
 def _conv_taps(w: Window, o: int, clip: bool) -> Interval:
     start = o * w.stride - w.pad
-    last = w.k - 1
     if not clip:
-        return start, start + w.dilation * last
-    if w.padding_mode != "zeros":
-        ts = conv_tap_set(w, o)
-        return (min(ts), max(ts)) if ts else None
-    j0 = max(0, -(-(-start) // w.dilation))       # first tap at or right of 0
-    j1 = min(last, (w.in_size - 1 - start) // w.dilation)  # last tap left of the end
-    if j0 > j1:
+        return start, start + w.dilation * (w.k - 1)
+    ts = conv_tap_set(w, o)  # zeros padding: a range, whose ends cost nothing
+    if not ts:
         return None  # the window lies in the padding
-    return start + j0 * w.dilation, start + j1 * w.dilation
+    return (ts[0], ts[-1]) if isinstance(ts, range) else (min(ts), max(ts))
 
 
 def _padded_source(t: int, n: int, mode: str) -> Optional[int]:
