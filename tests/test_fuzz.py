@@ -261,7 +261,8 @@ class Case:
     input: Optional[bytes] = None
 
 
-KIND_NAMES = sorted(set(language.KINDS) | set(language.ALIASES))
+CLASS_NAMES = {cls: kind for kind, _, _, cls in language.TORCH_CLASSES.values()}
+KIND_NAMES = sorted(set(language.KINDS) | set(language.ALIASES) | set(CLASS_NAMES))
 MODELS = sorted(language.builtin_models())
 SMALL_MODELS = ["mnist", "dcgan", "alexnet", "vgg16", "unet_valid", "unet"]
 NAMES = ["a", "b", "x1", "input", "skip"]
@@ -334,7 +335,7 @@ def uniform(draw) -> float:
 
 @st.composite
 def argument_item(draw, kind: str, first: bool, garbage: float):
-    syntax = language.KINDS.get(language.ALIASES.get(kind, (kind,))[0])
+    syntax = language.KINDS.get(CLASS_NAMES.get(kind) or language.ALIASES.get(kind, (kind,))[0])
     keys = list(syntax.keys) if syntax else ["k", "s", "p"]
     aliases = [a for a, k in language.KEY_ALIASES.items() if k in keys]
     choice = draw(st.integers(0, 19))

@@ -13,7 +13,7 @@ from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
 from . import receptive as rfmath
 from .errors import ConvcalcError, ShapeError, StackSyntaxError
 from .language import DTYPES, LayerSpec, parse_shape, parse_stack
-from .layers import GraphLayer, Pairs, Shape, Window, build, fmt_shape
+from .layers import DIM_NAMES, GraphLayer, Pairs, Shape, Step, Window, build, fmt_shape
 from .receptive import PathState, ReceptiveField
 
 MIB = 1024 ** 2
@@ -42,6 +42,22 @@ class Row:
     receptive_note: Optional[str] = None  # why there is no receptive field, if not "global"
     counted_flops: Optional[int] = None  # FLOPs as another tool counts them (--count)
     count_note: Optional[str] = None  # what that tool counted for this row
+    # once positions are mixed (receptive_field None): where, and the field
+    # through the paths that keep positions (SPEC §3b)
+    mixed_by: Optional[str] = None
+    local_receptive_field: Optional[ReceptiveField] = None
+    # what each output dim is: "N", "C" or a spatial dim's number (0 = first);
+    # () for the usual N x C x spatial… order
+    axes: Tuple = ()
+    mixes: Tuple[int, ...] = ()  # spatial dims whose positions this row mixes (norm statistics)
+    name: Optional[str] = None  # an imported layer's source name (module path, ONNX node)
+
+    @property
+    def spatial_sizes(self) -> Tuple[int, ...]:
+        """The output's spatial sizes in spatial-dim order, wherever permute put them."""
+        if not self.axes:
+            return tuple(self.output_shape[2:])
+        return spatial_sizes(self.output_shape, self.axes)
 
     @property
     def flops(self) -> int:
@@ -85,6 +101,8 @@ class Analysis:
     receptive_field: Optional[ReceptiveField]
     receptive_note: Optional[str] = None
     count: str = "torch"  # whose MAC/FLOP convention the numbers follow
+    mixed_by: Optional[str] = None
+    local_receptive_field: Optional[ReceptiveField] = None
 
     def to_dict(self) -> dict:
         return {
@@ -103,6 +121,7 @@ class Analysis:
                        "param_bytes": self.memory.param_bytes,
                        "total_bytes": self.memory.total_bytes},
             "receptive_field": rf_dict(self.receptive_field),
+            **_mixed_dict(self),
             **({"count": self.count} if self.count != "torch" else {}),
         }
 
@@ -113,11 +132,21 @@ class Analysis:
             if r.part:
                 d["part"] = r.part
             d.update(output_shape=list(r.output_shape),
-                     receptive_field=rf_dict(r.receptive_field, full=True))
+                     receptive_field=rf_dict(r.receptive_field, full=True),
+                     **_mixed_dict(r, full=True))
             return d
         return {"input_shape": list(self.input_shape), "output_shape": list(self.output_shape),
                 "layers": [layer(r) for r in self.layers],
-                "receptive_field": rf_dict(self.receptive_field, full=True)}
+                "receptive_field": rf_dict(self.receptive_field, full=True),
+                **_mixed_dict(self, full=True)}
+
+
+def _mixed_dict(x, full: bool = False) -> dict:
+    """Where positions were mixed and the local field (SPEC §3b), when they were."""
+    if x.receptive_field is not None or x.mixed_by is None:
+        return {}
+    return {"receptive_field_note": f"global from {x.mixed_by}",
+            "local_receptive_field": rf_dict(x.local_receptive_field, full)}
 
 
 def number(v: Fraction) -> Union[int, float]:
@@ -139,6 +168,8 @@ def rf_dict(rf: Optional[ReceptiveField], full: bool = False) -> Optional[dict]:
 def row_dict(r: Row) -> dict:
     """One layer of the JSON document (``explain`` only when it was asked for)."""
     d = {"index": r.index, "kind": r.kind, "spec": r.spec}
+    if r.name:
+        d["name"] = r.name
     if r.part:
         d["part"] = r.part
     d.update({"input_shape": list(r.input_shape), "output_shape": list(r.output_shape),
@@ -148,6 +179,7 @@ def row_dict(r: Row) -> dict:
               "receptive_field": rf_dict(r.receptive_field)})
     if r.receptive_note:
         d["receptive_field_note"] = r.receptive_note
+    d.update(_mixed_dict(r))
     if r.count_note:
         d["count_note"] = r.count_note
     if r.explain:
@@ -175,6 +207,7 @@ def analyze(stack: Sequence[Union[str, LayerSpec]], input_shape: Union[str, Sequ
     layers = [build(s) for s in specs]
 
     graph = _Graph(shape, receptive)
+    graph.width = width
     for spec, layer in zip(specs, layers):
         try:
             if isinstance(layer, GraphLayer):
@@ -182,22 +215,15 @@ def analyze(stack: Sequence[Union[str, LayerSpec]], input_shape: Union[str, Sequ
                 notes = [layer.explain_graph(graph, st) for st in steps] if explain \
                     else [()] * len(steps)
             else:
-                steps = layer.steps(graph.shape(graph.cur))
-                notes = layer.explain(graph.shape(graph.cur)) if explain else [()] * len(steps)
+                here = graph.shape(graph.cur)
+                layer.check_rank(here)
+                layer = layer.bind(lambda name: graph.shape(graph.lookup(name)))
+                steps = layer.steps(here)
+                notes = layer.explain(here) if explain else [()] * len(steps)
         except ConvcalcError as e:
             raise e.located(spec.index, spec.text)
         for st, lines in zip(steps, notes):
-            inputs = st.inputs or ((graph.cur, st.windows),)
-            befores = [graph.states[src] for src, _ in inputs]
-            paths = [b.then(w) for b, (_, w) in zip(befores, inputs)]
-            path = paths[0] if len(paths) == 1 else PathState.merge(paths)
-            if explain:
-                lines = (*lines, *(rfmath.explain_step(befores[0], inputs[0][1], path)
-                                   if len(paths) == 1 else rfmath.explain_merge(paths, path)))
-            act = math.prod(st.output_shape) * width if st.allocates else 0
-            graph.add(Row(spec.index, spec.kind, spec.text, st.part, st.input_shape,
-                          st.output_shape, st.padding, st.params, st.buffers, st.macs, act,
-                          path.field(), inputs[0][1], tuple(lines), inputs, path.note), path)
+            graph.step(spec, st, lines, explain)
         if spec.kind == "save":
             graph.names[spec["name"]] = graph.cur
     rows = graph.rows
@@ -208,25 +234,164 @@ def analyze(stack: Sequence[Union[str, LayerSpec]], input_shape: Union[str, Sequ
     totals = Totals(params, params, sum(r.buffers for r in rows), macs, 2 * macs, act_bytes,
                     params * width)
     memory = Memory(math.prod(shape) * width, 2 * act_bytes, params * width)
-    last = graph.states[graph.cur]
+    last = rows[-1] if rows else None
     return Analysis(shape, graph.shape(graph.cur), dtype, tuple(rows), totals, memory,
-                    last.field(), last.note)
+                    graph.states[graph.cur].field(), graph.states[graph.cur].note,
+                    mixed_by=last.mixed_by if last else None,
+                    local_receptive_field=last.local_receptive_field if last else None)
+
+
+def last_field_row(a: Analysis) -> Optional[Row]:
+    """The last row with a receptive field, exact or local: what a classifier's
+    field is, before its global pool mixes every position."""
+    return next((r for r in reversed(a.layers)
+                 if r.receptive_field is not None or r.local_receptive_field is not None), None)
+
+
+def spatial_sizes(shape: Shape, axes: Tuple) -> Tuple[int, ...]:
+    """Spatial sizes in spatial-dim order under a layout (see :attr:`Row.axes`)."""
+    where = {a: j for j, a in enumerate(axes) if isinstance(a, int)}
+    return tuple(shape[where[d]] for d in range(len(where)))
+
+
+def _standard(rank: int) -> Tuple:
+    return ("N", "C", *range(rank - 2))
+
+
+def _spatial_windows(windows, axes: Tuple, shape: Shape, n: int):
+    """A step's windows (one per shape dim from 2 on) as one per spatial dim,
+    under a layout that permute changed: a spatial dim keeps its window
+    wherever it sits, dims that are not spatial drop theirs."""
+    if not windows:
+        return windows
+    by_dim: List[Optional[Window]] = [None] * n
+    for j, w in enumerate(windows):
+        a = axes[j + 2]
+        if isinstance(a, int):
+            by_dim[a] = w
+    sizes = spatial_sizes(shape, axes) if len(axes) == len(shape) else ()
+    return tuple(w if w is not None else Window("conv", sizes[d], sizes[d])
+                 for d, w in enumerate(by_dim))
+
+
+def _keeps_local(windows) -> bool:
+    """A joined input read at position 0 along some spatial dim (a broadcast
+    from size 1: the SE gate) keeps no positions of its own."""
+    return windows is not None and not any(w.stride == 0 for w in windows)
 
 
 class _Graph:
-    """The rows so far as a graph: shapes, receptive states and names by position."""
+    """The rows so far as a graph: shapes, receptive states and names by position.
+
+    Every tensor has two receptive states: the exact one (global once any
+    path mixes positions) and the local one, through the paths that keep
+    positions (the same object until something mixes)."""
 
     def __init__(self, shape: Shape, receptive: bool = True):
         self.rows: List[Row] = []
-        self.states = {-1: PathState.start(len(shape) - 2) if receptive else PathState(None)}
+        start = PathState.start(len(shape) - 2) if receptive else PathState(None)
+        self.receptive = receptive
+        self.states = {-1: start}
+        self.local = {-1: start}
+        self.axes = {-1: _standard(len(shape))}
         self.input_shape = shape
+        self.n = len(shape) - 2
         self.names = {"input": -1}
         self.cur = -1
 
-    def add(self, row: Row, state: PathState) -> None:
-        self.rows.append(row)
+    def step(self, spec: LayerSpec, st: Step, lines, explain: bool) -> None:
+        """Add the row for one step: map its windows to spatial dims, carry both
+        receptive states, label where positions mix."""
+        graph_op = st.inputs is not None
+        raw = st.inputs or ((self.cur, st.windows),)
+        if graph_op:  # the output takes the layout of its widest input
+            in_axes = max((self.axes[src] for src, _ in raw), key=len)
+        else:
+            in_axes = self.axes[self.cur]
+        standard = in_axes == _standard(len(in_axes))
+        if st.permutation is not None:
+            out_axes = tuple(in_axes[d] for d in st.permutation)
+        elif len(st.output_shape) == len(in_axes):
+            out_axes = in_axes
+        else:
+            out_axes = _standard(len(st.output_shape))
+        frame = st.output_shape if graph_op else st.input_shape
+        inputs = raw if standard else tuple(
+            (src, _spatial_windows(w, in_axes, frame if graph_op else self.shape(src), self.n))
+            for src, w in raw)
+        mixed = sorted({in_axes[j] for j in st.mixes if isinstance(in_axes[j], int)})
+        if mixed and not st.local:  # it sums over a spatial dim: no position survives
+            inputs = tuple((src, None) for src, _ in inputs)
+        befores = [self.states[src] for src, _ in inputs]
+        paths = [b.then(w) for b, (_, w) in zip(befores, inputs)]
+        path = paths[0] if len(paths) == 1 else PathState.merge(paths)
+        if mixed:
+            path = PathState(None)
+        if path.dims is not None:
+            local = path
+        elif mixed and not st.local:
+            local = PathState(None)
+        else:
+            local = self._local(inputs, paths)
+        if path.dims is None and path.note is None and path.mixed is None and self.receptive:
+            # a join whose current tensor was global already says where that began
+            path = path._replace(mixed=paths[0].mixed if paths[0].mixed and not mixed
+                                 else self._mixed_where(spec, st, befores, mixed, inputs))
+        if explain:
+            lines = (*lines, *(rfmath.explain_step(befores[0], inputs[0][1], path)
+                               if len(paths) == 1 else rfmath.explain_merge(paths, path)))
+            if path.dims is None and path.mixed:
+                lines = (*lines[:-1], f"receptive field: global from {path.mixed[1]}")
+                field = local.field()
+                if field is not None:
+                    lines += (f"local receptive field (the paths that keep positions): "
+                              f"r = {'x'.join(map(str, field.size))}, S = "
+                              f"{'x'.join(map(rfmath._frac, field.stride))}, P = "
+                              f"{'x'.join(map(rfmath._frac, field.padding))}",)
+        width = self.width
+        act = math.prod(st.output_shape) * width if st.allocates else 0
+        self.rows.append(Row(
+            spec.index, spec.kind, spec.text, st.part, st.input_shape, st.output_shape,
+            st.padding, st.params, st.buffers, st.macs, act, path.field(), inputs[0][1],
+            tuple(lines), inputs, path.note, mixed_by=path.mixed and path.mixed[1],
+            local_receptive_field=local.field() if path.dims is None else None,
+            axes=() if out_axes == _standard(len(out_axes)) else out_axes,
+            mixes=tuple(mixed) if st.local else (), name=spec.name))
         self.cur = len(self.rows) - 1
-        self.states[self.cur] = state
+        self.states[self.cur] = path
+        self.local[self.cur] = local
+        self.axes[self.cur] = out_axes
+
+    width = 4
+
+    def _local(self, inputs, paths) -> PathState:
+        """The field through the paths that keep positions: a norm's own
+        position, not a broadcast gate, nothing after a global pool."""
+        live = []
+        for (src, w), p in zip(inputs, paths):
+            if not _keeps_local(w):
+                continue
+            before = self.local[src]
+            p = p if before is self.states[src] else before.then(w)
+            if p.dims is not None or p.note:
+                live.append(p)
+        if not live:
+            return PathState(None)
+        return live[0] if len(live) == 1 else PathState.merge(live)
+
+    def _mixed_where(self, spec, st: Step, befores, mixed, inputs) -> Tuple[str, str]:
+        """(the layer that first mixed positions, how this one came to be global)."""
+        label = f"layer {spec.index} ({spec.text})"
+        if mixed:
+            names = ", ".join(DIM_NAMES[self.n][d] for d in mixed)
+            what = "its statistics span" if st.local else "it sums over"
+            return label, f"{label}: {what} every position along {names}"
+        for (src, _), b in zip(inputs, befores):
+            if b.dims is None and b.mixed:
+                names = [n for n, p in self.names.items() if p == src]
+                who = f"'{names[0]}'" if names else f"layer {self.rows[src].index}"
+                return b.mixed[0], f"{label}: {who} depends on every position since {b.mixed[0]}"
+        return label, f"{label}: it mixes every position"
 
     def shape(self, pos: int) -> Shape:
         return self.input_shape if pos < 0 else self.rows[pos].output_shape
@@ -332,12 +497,21 @@ class Region(NamedTuple):
     # the exact sets behind the boxes (unions of per-dim products), for pictures
     positions: Tuple = ()
     positions_unclipped: Tuple = ()
+    # once positions are mixed on the way (SPEC §3b): where, and the region
+    # through the paths that keep positions
+    mixed_by: Optional[str] = None
+    local_region: Optional[Tuple[Tuple[int, int], ...]] = None
+    local_unclipped: Optional[Tuple[Tuple[int, int], ...]] = None
 
     def to_dict(self) -> dict:
         def boxes(b):
             return None if b is None else [list(p) for p in b]
-        return {"at": list(self.at), "layer": self.index, "region": boxes(self.region),
-                "unclipped": boxes(self.unclipped)}
+        d = {"at": list(self.at), "layer": self.index, "region": boxes(self.region),
+             "unclipped": boxes(self.unclipped)}
+        if self.mixed_by:
+            d.update(mixed_by=self.mixed_by, local_region=boxes(self.local_region),
+                     local_unclipped=boxes(self.local_unclipped))
+        return d
 
 
 def region_at(a: Analysis, at: Sequence[int], layer: Optional[int] = None) -> Region:
@@ -358,7 +532,7 @@ def region_at(a: Analysis, at: Sequence[int], layer: Optional[int] = None) -> Re
         upto = hits[-1] + 1
     rows = a.layers[:upto]
     target = rows[-1]
-    out = target.output_shape[2:]
+    out = target.spatial_sizes
     if len(at) != len(out):
         raise StackSyntaxError(f"--at needs {len(out)} coordinate{'s' if len(out) != 1 else ''} "
                                f"(one per spatial dim of {'x'.join(map(str, target.output_shape))}), "
@@ -366,13 +540,19 @@ def region_at(a: Analysis, at: Sequence[int], layer: Optional[int] = None) -> Re
     if any(not 0 <= u < n for u, n in zip(at, out)):
         raise ShapeError(f"--at {','.join(map(str, at))} is outside the output "
                          f"{'x'.join(map(str, out))} of layer {target.index} ({target.spec})")
-    sets = rfmath.region_sets(rows, len(rows) - 1, at, clip=True)
-    sets_unclipped = rfmath.region_sets(rows, len(rows) - 1, at, clip=False)
+    sizes = a.input_shape[2:]
+    sets = rfmath.region_sets(rows, len(rows) - 1, at, True, sizes)
+    sets_unclipped = rfmath.region_sets(rows, len(rows) - 1, at, False, sizes)
 
     def box(products):
         if not products:
             return None
         return tuple((min(rfmath._lo(p[d]) for p in products),
                       max(rfmath._hi(p[d]) for p in products)) for d in range(len(at)))
+    if target.mixed_by is None:
+        return Region(tuple(at), target.index, box(sets), box(sets_unclipped), tuple(sets),
+                      tuple(sets_unclipped))
+    local = rfmath.region_sets(rows, len(rows) - 1, at, True, sizes, local=True)
+    local_unclipped = rfmath.region_sets(rows, len(rows) - 1, at, False, sizes, local=True)
     return Region(tuple(at), target.index, box(sets), box(sets_unclipped), tuple(sets),
-                  tuple(sets_unclipped))
+                  tuple(sets_unclipped), target.mixed_by, box(local), box(local_unclipped))

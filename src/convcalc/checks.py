@@ -8,10 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import List, Optional, Sequence
 
-from .analysis import Analysis, analyze, inexact
+from .analysis import Analysis, analyze, inexact, last_field_row
 from .errors import ConvcalcError
 
-JOINS = ("add", "concat", "cat", "crop")
+JOINS = ("add", "mul", "concat", "cat", "crop")
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,10 @@ def network_rf(a: Analysis):
     (none when joined paths disagree: then there is no number to trust)."""
     if a.receptive_field is not None or a.receptive_note:
         return a.receptive_field, None
-    last = next((r for r in reversed(a.layers) if r.receptive_field is not None), None)
-    return (last.receptive_field, last) if last else (None, None)
+    if a.local_receptive_field is not None:  # SPEC §3b: --min-rf tests the local field
+        return a.local_receptive_field, "local"
+    last = last_field_row(a)
+    return (last.receptive_field or last.local_receptive_field, last) if last else (None, None)
 
 
 def run_checks(a: Analysis, tokens: Sequence, expect_output: Optional[Sequence[int]] = None,
@@ -58,7 +60,9 @@ def run_checks(a: Analysis, tokens: Sequence, expect_output: Optional[Sequence[i
             actual, ok = (a.receptive_note or "none (no spatial dims)"), False
         else:
             actual = "x".join(map(str, rf.size))
-            if where is not None:
+            if where == "local":
+                actual += " (local: through the paths that keep positions)"
+            elif where is not None:
                 actual += f" (at layer {where.index}, before positions mix)"
             ok = min(rf.size) >= min_rf
         out.append(Check("receptive field", f"≥ {min_rf} in every dim", actual, ok))

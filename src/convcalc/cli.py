@@ -115,16 +115,17 @@ def complete_layer(ctx, param, incomplete: str):
     """Shell completion: @model names after '@', else layer kinds and their keys."""
     from click.shell_completion import CompletionItem
 
-    from .language import ALIASES, KINDS, builtin_models
+    from .language import ALIASES, KINDS, TORCH_CLASSES, builtin_models
     if incomplete.startswith("@"):
         return [CompletionItem("@" + name, help=stack.description)
                 for name, stack in builtin_models().items() if name.startswith(incomplete[1:])]
     kind, colon, rest = incomplete.partition(":")
+    classes = {cls: base for base, _, _, cls in TORCH_CLASSES.values()}
+    bases = {**{n: n for n in KINDS}, **{n: a[0] for n, a in ALIASES.items()}, **classes}
     if not colon:
-        names = sorted(set(KINDS) | set(ALIASES))
-        return [CompletionItem(n, help=KINDS[ALIASES.get(n, (n,))[0]].doc)
-                for n in names if n.startswith(incomplete)]
-    base = ALIASES.get(kind, (kind,))[0]
+        return [CompletionItem(n, help=KINDS[bases[n]].doc)
+                for n in sorted(bases) if n.startswith(incomplete)]
+    base = bases.get(kind, kind)
     if base not in KINDS:
         return []
     head, _, last = rest.rpartition(",")
@@ -250,7 +251,9 @@ def report_verify(v, fmt) -> None:
                    f"({n(v.layers, 'layer')}) · params {mark[v.params]} "
                    f"({n(v.tensors, 'tensor')}) · receptive field {mark[v.receptive_field]} "
                    f"(impulses from {n(v.impulses, 'input position')} through "
-                   f"{n(v.rf_layers, 'layer')})")
+                   f"{n(v.rf_layers, 'layer')}"
+                   + (f"; the dependencies of {n(v.dependencies, 'norm/softmax layer')} "
+                      f"changed one position on the real op" if v.dependencies else "") + ")")
     for line in v.failures:
         click.echo(f"Error: verify: {line}", err=True)
     if not v.ok:
@@ -366,7 +369,7 @@ def _erf(a, at, layer, fmt, v) -> None:
             if any(r.index == layer for r in a.layers) else None
         if target is None:
             raise click.BadParameter(f"the stack has no layer {layer}", param_hint="--layer")
-    out = a.layers[target].output_shape[2:]
+    out = a.layers[target].spatial_sizes
     if at is None:
         at = tuple(n // 2 for n in out)
     region_at(a, at, a.layers[target].index)  # validates the position and the path

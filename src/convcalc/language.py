@@ -115,6 +115,47 @@ def read_padding(text: str):
 read_padding.expects = "a number, per-dim 1x2, before:after pairs or a mode"
 
 
+def read_signed_pairs(text: str):
+    """``pad``'s amounts: per dim, one number or before:after; negative crops (F.pad)."""
+    pairs = []
+    for part in _dims(text):
+        b, colon, a = part.partition(":")
+        lo = -MAX_INT
+        pairs.append((_int(b, lo), _int(a, lo)) if colon else (_int(b, lo),) * 2)
+    return tuple(pairs)
+
+
+read_signed_pairs.expects = "a number (negative crops), per-dim 1x2 or before:after pairs"
+
+
+def read_size_or_name(text: str):
+    """A target size per dim, or the name of a tensor whose spatial size is the target."""
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", text):
+        return text
+    return read_dims(1)(text)
+
+
+read_size_or_name.expects = "sizes like 64x48 or a tensor name"
+
+
+def read_dim_list(text: str) -> Tuple[int, ...]:
+    """``permute``'s dims, comma separated (negative counts from the end, as in PyTorch)."""
+    dims = tuple(_int(t, -MAX_RANK) for t in text.split(","))
+    if any(d >= MAX_RANK for d in dims):
+        raise StackSyntaxError(f"dims must be below {MAX_RANK}, got {text!r}")
+    return dims
+
+
+read_dim_list.expects = "dims like 0,2,3,1"
+
+
+def read_signed_int(text: str) -> int:
+    return _int(text, -MAX_INT)
+
+
+read_signed_int.expects = "a whole number (negative counts from the end)"
+
+
 def read_bool(text: str) -> bool:
     t = text.lower()
     if t in ("true", "1", "yes", "on"):
@@ -203,6 +244,7 @@ class KindSyntax(NamedTuple):
     positional: Optional[str]
     keys: Mapping[str, Key]
     doc: str
+    variadic: bool = False  # every bare argument belongs to the positional (permute:0,2,3,1)
 
 
 _CONV_KEYS = {
@@ -222,9 +264,9 @@ KINDS: Dict[str, KindSyntax] = {
                        "convolution (1-D/2-D/3-D by the input's rank)"),
     "tconv": KindSyntax("out", {**{k: v for k, v in _CONV_KEYS.items() if k != "pm"},
                                 "g": Key(read_int(1), 1), "op": Key(read_dims(0)),
-                                "size": Key(read_dims(1))},
+                                "size": Key(read_size_or_name)},
                         "transposed convolution"),
-    "up": KindSyntax("scale", {"scale": Key(read_scales), "size": Key(read_dims(1)),
+    "up": KindSyntax("scale", {"scale": Key(read_scales), "size": Key(read_size_or_name),
                                "mode": Key(read_choice(*UP_MODES), "nearest"),
                                "align_corners": Key(read_bool, False)},
                      "upsample / interpolate"),
@@ -234,7 +276,8 @@ KINDS: Dict[str, KindSyntax] = {
     "aavgpool": KindSyntax("size", {"size": Key(read_dims(1), REQUIRED)}, "adaptive average pool"),
     "amaxpool": KindSyntax("size", {"size": Key(read_dims(1), REQUIRED)}, "adaptive max pool"),
     "gap": KindSyntax(None, {}, "global average pool (1 per spatial dim)"),
-    "sepconv": KindSyntax("out", {**_CONV_KEYS, "mult": Key(read_int(1), 1)},
+    "sepconv": KindSyntax("out", {**_CONV_KEYS, "mult": Key(read_int(1), 1),
+                                  "dbias": Key(read_bool, False)},
                           "depthwise (groups = in channels) + pointwise 1x1 conv"),
     "bn": KindSyntax(None, {"affine": Key(read_bool, True), "eps": Key(read_positive, 1e-5),
                             "momentum": Key(read_fraction, 0.1)},
@@ -244,15 +287,54 @@ KINDS: Dict[str, KindSyntax] = {
     "dropout": KindSyntax("p", {"p": Key(read_fraction, 0.5), "inplace": Key(read_bool, False)},
                           "dropout (shape-preserving)"),
     "flatten": KindSyntax(None, {}, "flatten to N x features (a view)"),
-    "linear": KindSyntax("out", {"out": Key(read_int(1), REQUIRED), "bias": Key(read_bool, True)},
-                         "fully connected layer on the last dim"),
+    "linear": KindSyntax("out", {"out": Key(read_int(1), REQUIRED), "bias": Key(read_bool, True),
+                                 "in": Key(read_int(1))},
+                         "fully connected layer on the last dim (in= states its in-features)"),
+    # the vocabulary of modern nets (SPEC §3b)
+    "ln": KindSyntax("dims", {"dims": Key(read_int(1), 1), "affine": Key(read_bool, True),
+                              "bias": Key(read_bool, True), "eps": Key(read_positive, 1e-5)},
+                     "layer norm over the last dims dims (nn.LayerNorm(x.shape[-dims:]))"),
+    "ln2d": KindSyntax(None, {"affine": Key(read_bool, True), "eps": Key(read_positive, 1e-6)},
+                       "layer norm over the channels at every position (LayerNorm2d)"),
+    "gn": KindSyntax("g", {"g": Key(read_int(1), REQUIRED),
+                                "affine": Key(read_bool, True), "eps": Key(read_positive, 1e-5)},
+                     "group norm (nn.GroupNorm(groups, C))"),
+    "instnorm": KindSyntax(None, {"affine": Key(read_bool, False), "track": Key(read_bool, False),
+                                  "eps": Key(read_positive, 1e-5),
+                                  "momentum": Key(read_fraction, 0.1)},
+                           "instance norm (nn.InstanceNorm1d/2d/3d)"),
+    "permute": KindSyntax("dims", {"dims": Key(read_dim_list, REQUIRED)},
+                          "reorder the dims (x.permute(0,2,3,1)); later layers act on the new "
+                          "layout", variadic=True),
+    "layerscale": KindSyntax(None, {}, "a learned per-channel multiplier (ConvNeXt's layer scale)"),
+    "droppath": KindSyntax("p", {"p": Key(read_fraction, 0.5),
+                                 "mode": Key(read_choice("row", "batch"), "row")},
+                           "stochastic depth (identity at inference)"),
+    "shuffle": KindSyntax("g", {"g": Key(read_int(1), REQUIRED)},
+                          "ShuffleNet's channel shuffle"),
+    "chunk": KindSyntax("n", {"n": Key(read_int(1), REQUIRED), "i": Key(read_signed_int, REQUIRED)},
+                        "one of x.chunk(n, dim=1) (chunk:2,i=0)"),
+    "pixelshuffle": KindSyntax("r", {"r": Key(read_int(1), REQUIRED)},
+                               "sub-pixel upsampling: N x C·r² x H x W -> N x C x rH x rW"),
+    "pixelunshuffle": KindSyntax("r", {"r": Key(read_int(1), REQUIRED)},
+                                 "N x C x rH x rW -> N x C·r² x H x W"),
+    "pad": KindSyntax("p", {"p": Key(read_signed_pairs, REQUIRED),
+                            "mode": Key(read_choice(*PADDING_MODES), "zeros"),
+                            "value": Key(read_number, 0.0)},
+                      "pad the spatial dims (F.pad; negative values crop)"),
+    "softmax": KindSyntax("dim", {"dim": Key(read_signed_int, 1)}, "softmax along dim"),
+    "logsoftmax": KindSyntax("dim", {"dim": Key(read_signed_int, 1)}, "log-softmax along dim"),
+    "dropout1d": KindSyntax("p", {"p": Key(read_fraction, 0.5), "inplace": Key(read_bool, False)},
+                            "channel dropout (identity at inference)"),
     # graph operations: name tensors and join paths (residuals, U-Net skips)
     "save": KindSyntax("name", {"name": Key(read_name, REQUIRED)},
                        "name the current tensor (save:x1)"),
     "from": KindSyntax("name", {"name": Key(read_name, REQUIRED)},
                        "continue from a named tensor (from:x1; from:input is the network input)"),
     "add": KindSyntax("names", {"names": Key(read_names, REQUIRED)},
-                      "sum the current tensor with named ones of the same shape (add:x1)"),
+                      "sum the current tensor with named ones, broadcasting (add:x1)"),
+    "mul": KindSyntax("names", {"names": Key(read_names, REQUIRED)},
+                      "multiply the current tensor by named ones, broadcasting (the SE gate)"),
     "concat": KindSyntax("names", {"names": Key(read_names, REQUIRED),
                                    "crop": Key(read_bool, False)},
                          "join named tensors to the current one along channels (concat:x1); "
@@ -261,12 +343,61 @@ KINDS: Dict[str, KindSyntax] = {
                        "center-crop the current tensor to a named tensor's spatial size"),
 }
 
+for _name, _what in (("dropout2d", "channel dropout"), ("dropout3d", "channel dropout"),
+                     ("alphadropout", "alpha dropout"),
+                     ("featurealphadropout", "channel alpha dropout")):
+    KINDS[_name] = KINDS["dropout1d"]._replace(doc=f"{_what} (identity at inference)")
+
 # alias -> (kind, fixed arguments)
 ALIASES: Dict[str, Tuple[str, Mapping[str, object]]] = {
     "deconv": ("tconv", {}), "upsample": ("up", {}), "fc": ("linear", {}), "cat": ("concat", {}),
     "relu": ("act", {"name": "relu"}), "gelu": ("act", {"name": "gelu"}),
     "sigmoid": ("act", {"name": "sigmoid"}), "tanh": ("act", {"name": "tanh"}),
+    "layernorm": ("ln", {}), "groupnorm": ("gn", {}), "instancenorm": ("instnorm", {}),
+    "stochastic_depth": ("droppath", {}),
 }
+
+
+def _torch_class_names() -> Dict[str, Tuple[str, Mapping[str, object], Tuple[int, ...]]]:
+    """PyTorch's module class names as kinds: name -> (kind, fixed arguments,
+    accepted input ranks; () for any).  Looked up case-insensitively."""
+    out: Dict[str, Tuple[str, Mapping[str, object], Tuple[int, ...]]] = {}
+    for n in (1, 2, 3):
+        rank = (n + 2,)
+        for cls, kind, fixed in (
+                ("Conv", "conv", {}), ("ConvTranspose", "tconv", {}), ("MaxPool", "maxpool", {}),
+                ("AvgPool", "avgpool", {}), ("AdaptiveAvgPool", "aavgpool", {}),
+                ("AdaptiveMaxPool", "amaxpool", {}), ("BatchNorm", "bn", {}),
+                ("InstanceNorm", "instnorm", {}), ("Dropout", f"dropout{n}d", {}),
+                ("ZeroPad", "pad", {"mode": "zeros"}), ("ConstantPad", "pad", {"mode": "zeros"}),
+                ("ReflectionPad", "pad", {"mode": "reflect"}),
+                ("ReplicationPad", "pad", {"mode": "replicate"}),
+                ("CircularPad", "pad", {"mode": "circular"})):
+            out[f"{cls}{n}d"] = (kind, fixed, rank)
+    out["BatchNorm1d"] = ("bn", {}, (2, 3))  # (N, C) or (N, C, L)
+    out["UpsamplingNearest2d"] = ("up", {"mode": "nearest"}, (4,))
+    out["UpsamplingBilinear2d"] = ("up", {"mode": "bilinear", "align_corners": True}, (4,))
+    for cls, kind in (("Upsample", "up"), ("Linear", "linear"), ("Flatten", "flatten"),
+                      ("Dropout", "dropout"), ("AlphaDropout", "alphadropout"),
+                      ("FeatureAlphaDropout", "featurealphadropout"), ("LayerNorm", "ln"),
+                      ("LayerNorm2d", "ln2d"), ("GroupNorm", "gn"), ("Softmax", "softmax"),
+                      ("LogSoftmax", "logsoftmax"), ("ChannelShuffle", "shuffle"),
+                      ("StochasticDepth", "droppath"), ("Permute", "permute")):
+        out[cls] = (kind, {}, ())
+    out["PixelShuffle"] = ("pixelshuffle", {}, (4,))
+    out["PixelUnshuffle"] = ("pixelunshuffle", {}, (4,))
+    for cls, act in (("ReLU", "relu"), ("ReLU6", "relu6"), ("GELU", "gelu"), ("SiLU", "silu"),
+                     ("Sigmoid", "sigmoid"), ("Tanh", "tanh"), ("Hardswish", "hardswish"),
+                     ("Hardsigmoid", "hardsigmoid"), ("LeakyReLU", "leaky_relu"), ("ELU", "elu"),
+                     ("SELU", "selu"), ("CELU", "celu"), ("Mish", "mish"),
+                     ("Softplus", "softplus"), ("Hardtanh", "hardtanh"),
+                     ("Identity", "identity")):
+        out[cls] = ("act", {"name": act}, ())
+    return {name.lower(): (kind, fixed, ranks, name) for name, (kind, fixed, ranks) in out.items()}
+
+
+# lower-cased class name -> (kind, fixed arguments, input ranks, the class name)
+TORCH_CLASSES = _torch_class_names()
 
 # PyTorch's argument names, accepted for the short keys
 KEY_ALIASES = {
@@ -284,17 +415,34 @@ class LayerSpec(NamedTuple):
     text: str
     index: int
     given: Tuple[str, ...] = ()  # keys the user wrote (the rest are defaults)
+    # a PyTorch class name bound to a rank (Conv2d): (the name, the input ranks it takes)
+    rank_bound: Optional[Tuple[str, Tuple[int, ...]]] = None
+    name: Optional[str] = None  # the source name of an imported layer (NAME=TOKEN)
 
     def __getitem__(self, key: str):
         return self.args.get(key)
 
 
+# ``layer1.0.conv1=conv:64,k=3``: an imported layer's source name before the token
+_LABEL = re.compile(r"([A-Za-z0-9_][A-Za-z0-9_.\-/]*)=(?=[A-Za-z@])")
+
+
+def split_label(text: str) -> Tuple[Optional[str], str]:
+    """(source name or None, the token proper)."""
+    m = _LABEL.match(text)
+    if m and ":" not in m.group(1):
+        return m.group(1), text[m.end():]
+    return None, text
+
+
 def parse_token(text: str, index: int) -> LayerSpec:
     """Parse one token; errors carry the token's index and text."""
+    name, body = split_label(text)
     try:
-        return _parse_token(text, index)
+        spec = _parse_token(body, index)
     except StackSyntaxError as e:
-        raise e.located(index, text)
+        raise e.located(index, body)
+    return spec._replace(name=name) if name else spec
 
 
 def _parse_token(text: str, index: int) -> LayerSpec:
@@ -304,21 +452,29 @@ def _parse_token(text: str, index: int) -> LayerSpec:
         raise StackSyntaxError("a token has no spaces inside (write conv:8,k=3)")
     name, sep, rest = text.partition(":")
     fixed: Mapping[str, object] = {}
+    bound = None
     if name in ALIASES:
         kind, fixed = ALIASES[name]
     elif name in KINDS:
         kind = name
+    elif name.lower() in TORCH_CLASSES:
+        kind, fixed, ranks, cls = TORCH_CLASSES[name.lower()]
+        bound = (cls, ranks) if ranks else None
     else:
         known = sorted(set(KINDS) | set(ALIASES))
-        raise StackSyntaxError(f"unknown layer kind {name!r}{_suggest(name.lower(), known)}; "
-                               f"known kinds: {', '.join(known)}")
+        close = _suggest(name.lower(), known + sorted(TORCH_CLASSES))
+        raise StackSyntaxError(f"unknown layer kind {name!r}{close}; known kinds: "
+                               f"{', '.join(known)} (and PyTorch class names like Conv2d)")
     syntax = KINDS[kind]
     raw: Dict[str, str] = {}
     items = rest.split(",") if sep else []
     if sep and rest == "":
         raise StackSyntaxError(f"nothing after ':'; write {name} alone or {name}:ARGS")
+    if syntax.variadic:  # permute:0,2,3,1 -- the bare arguments are one list
+        bare = [item for item in items if "=" not in item]
+        items = [",".join(bare)] * bool(bare) + [item for item in items if "=" in item]
     for pos, item in enumerate(items):
-        if item == "":
+        if item == "" or item.startswith(",") or item.endswith(",") or ",," in item:
             raise StackSyntaxError("empty argument (two commas, or a comma at the end)")
         key, eq, value = item.partition("=")
         if not eq:
@@ -361,7 +517,7 @@ def _parse_token(text: str, index: int) -> LayerSpec:
             raise StackSyntaxError(f"{key} is required (write {hint})")
         elif spec.default is not None:
             args[key] = spec.default
-    return LayerSpec(kind, args, text, index, tuple(raw))
+    return LayerSpec(kind, args, text, index, tuple(raw), bound)
 
 
 def _looks_like_key(item: str, syntax: KindSyntax) -> bool:

@@ -48,6 +48,8 @@ class Window:
     scale_factor: Optional[float] = None  # as given (PyTorch computes with 1/it in float32)
     copy: bool = False  # PyTorch's kernel copies or halves instead of computing indices
     padding_mode: str = "zeros"  # reflect/replicate/circular padding copies real positions
+    # circular F.pad crops first, then wraps within what is left: (first, size) of it
+    wrap: Optional[Tuple[int, int]] = None
 
 
 class Step(NamedTuple):
@@ -65,6 +67,14 @@ class Step(NamedTuple):
     # graph operations read other tensors: (row position, windows) per input;
     # None means the current tensor through ``windows``
     inputs: Optional[Tuple[Tuple[int, Tuple[Window, ...]], ...]] = None
+    # input dims (positions in the shape) that every output reads whole: a norm's
+    # statistics, a softmax's sum, the channels a conv sums over.  Where one of
+    # them is a spatial dim the exact field is global from here on; ``local``
+    # says whether each output still reads its own position (a norm does, a
+    # conv that takes a spatial dim for channels does not)
+    mixes: Tuple[int, ...] = ()
+    local: bool = True
+    permutation: Optional[Tuple[int, ...]] = None  # permute: output dim j is input dim perm[j]
 
 
 def fmt_shape(shape: Sequence[int]) -> str:
@@ -141,6 +151,27 @@ class Layer:
 
     def check(self) -> None:
         """Rules on the token's own values (exit 2)."""
+
+    def bind(self, shape_of) -> "Layer":
+        """The layer with ``size=NAME`` replaced by that tensor's spatial size
+        (``shape_of(name)`` gives a named tensor's shape)."""
+        size = self.spec["size"]
+        if not isinstance(size, str):
+            return self
+        target = shape_of(size)
+        if len(target) < 3:
+            raise ShapeError(f"size={size}: {fmt_shape(target)} has no spatial dims")
+        args = {**self.spec.args, "size": tuple(target[2:])}
+        return type(self)(self.spec._replace(args=args))
+
+    def check_rank(self, shape: Shape) -> None:
+        """A PyTorch class name bound to a rank (Conv2d) takes only that rank."""
+        bound = self.spec.rank_bound
+        if bound and len(shape) not in bound[1]:
+            cls, ranks = bound
+            want = " or ".join(f"{r}-D" for r in ranks)
+            raise StackSyntaxError(f"{cls} takes a {want} input (batch and channels first), "
+                                   f"got {fmt_shape(shape)} ({len(shape)}-D)")
 
     def steps(self, shape: Shape) -> List[Step]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -241,7 +272,8 @@ def conv_step(shape: Shape, out: int, ks, ss, pairs: Pairs, ds, groups: int, bia
     macs = N * out * math.prod(outs) * (C // groups) * math.prod(ks)
     windows = tuple(Window("conv", i, o, k, s, b, d, padding_mode=pm)
                     for i, o, k, s, (b, _), d in zip(sizes, outs, ks, ss, pairs, ds))
-    return Step(shape, (N, out, *outs), pairs, params, 0, macs, windows=windows, part=part)
+    return Step(shape, (N, out, *outs), pairs, params, 0, macs, windows=windows, part=part,
+                mixes=() if groups == C == out else (1,), local=False)
 
 
 def conv_lines(st: Step, ks, ss, ds, groups: int, bias: bool) -> List[str]:
@@ -296,7 +328,8 @@ class SepConv(Conv):
         ks, ss, ds, pairs = self.geometry(shape)
         sp = self.spec
         C = shape[1]
-        dw = conv_step(shape, C * sp["mult"], ks, ss, pairs, ds, C, False, sp["pm"], "depthwise")
+        dw = conv_step(shape, C * sp["mult"], ks, ss, pairs, ds, C, sp["dbias"], sp["pm"],
+                       "depthwise")
         n = len(ks)
         pw = conv_step(dw.output_shape, sp["out"], (1,) * n, (1,) * n, ((0, 0),) * n, (1,) * n, 1,
                        sp["bias"], "zeros", "pointwise")
@@ -308,7 +341,7 @@ class SepConv(Conv):
         n = len(ks)
         return [["depthwise: groups = in channels = " + str(shape[1])]
                 + padding_lines(self.spec["p"], shape[2:], ks, ss, ds, pairs)
-                + conv_lines(dw, ks, ss, ds, shape[1], False),
+                + conv_lines(dw, ks, ss, ds, shape[1], self.spec["dbias"]),
                 ["pointwise: a 1x1 conv"]
                 + conv_lines(pw, (1,) * n, (1,) * n, (1,) * n, 1, self.spec["bias"])]
 
@@ -379,7 +412,8 @@ class TConv(Layer):
         macs = N * C * math.prod(sizes) * (out // g) * math.prod(ks)
         windows = tuple(Window("tconv", i, o, k, s, b, d)
                         for i, o, k, s, (b, _), d in zip(sizes, outs, ks, ss, pairs, ds))
-        return [Step(shape, (N, out, *outs), pairs, params, 0, macs, windows=windows)]
+        return [Step(shape, (N, out, *outs), pairs, params, 0, macs, windows=windows,
+                     mixes=() if g == C == out else (1,), local=False)]
 
     def explain(self, shape):
         ks, ss, ds, pairs, ops, lows, outs = self.geometry(shape)
@@ -666,10 +700,14 @@ class Linear(Layer):
 
     def steps(self, shape):
         fin, out = shape[-1], self.spec["out"]
+        if self.spec["in"] is not None and self.spec["in"] != fin:
+            raise ShapeError(f"in={self.spec['in']:,} features, but the input "
+                             f"{fmt_shape(shape)} has {fin:,} in its last dim")
         params = fin * out + (out if self.spec["bias"] else 0)
         rows = math.prod(shape[:-1])
+        # it sums over the last dim: positions are kept unless that dim is spatial
         return [Step(shape, (*shape[:-1], out), params=params, macs=rows * fin * out,
-                     windows=None)]
+                     mixes=(len(shape) - 1,), local=False)]
 
     def explain(self, shape):
         (st,) = self.steps(shape)
@@ -678,6 +716,334 @@ class Linear(Layer):
                  f"params = in·out{' + out' if bias else ''} = {fin}·{out}"
                  f"{f' + {out}' if bias else ''} = {st.params:,}",
                  f"MACs = rows·in·out = {math.prod(shape[:-1])}·{fin}·{out} = {st.macs:,}"]]
+
+
+# ---------------------------------------------------------------------------
+# the vocabulary of modern nets (SPEC §3b)
+# ---------------------------------------------------------------------------
+
+def _axis(dim: int, shape: Shape, what: str) -> int:
+    """A PyTorch dim argument (negative counts from the end) as a position."""
+    rank = len(shape)
+    if not -rank <= dim < rank:
+        raise ShapeError(f"{what} {dim} is out of range for the {rank}-D input "
+                         f"{fmt_shape(shape)} (valid: {-rank} to {rank - 1})")
+    return dim % rank
+
+
+class LayerNorm(Layer):
+    """``nn.LayerNorm(x.shape[-dims:])``: statistics over the last ``dims`` dims."""
+
+    kind = "ln"
+
+    def steps(self, shape):
+        dims = self.spec["dims"]
+        if dims > len(shape):
+            raise ShapeError(f"layer norm over the last {dims} dims, but the input "
+                             f"{fmt_shape(shape)} has {len(shape)}")
+        n = math.prod(shape[-dims:])
+        params = n * (2 if self.spec["bias"] else 1) if self.spec["affine"] else 0
+        return [Step(shape, shape, params=params,
+                     mixes=tuple(range(len(shape) - dims, len(shape))))]
+
+    def explain(self, shape):
+        dims, sp = self.spec["dims"], self.spec
+        norm = shape[-dims:]
+        lines = [f"normalized shape = last {dims} dim{'s' if dims > 1 else ''} = {fmt_shape(norm)}"]
+        if sp["affine"]:
+            lines.append(f"params = {'2·' if sp['bias'] else ''}∏normalized = "
+                         f"{'2·' if sp['bias'] else ''}{_dot(norm)} = "
+                         f"{math.prod(norm) * (2 if sp['bias'] else 1):,} "
+                         f"(weight{', bias' if sp['bias'] else ''})")
+        else:
+            lines.append("params = 0 (affine=false)")
+        return [lines]
+
+
+class LayerNorm2d(Layer):
+    """torchvision's ``LayerNorm2d``: a layer norm over the channels at every position."""
+
+    kind = "ln2d"
+
+    def steps(self, shape):
+        if len(shape) < 3:
+            raise ShapeError(f"ln2d normalizes the channels of a spatial tensor, got "
+                             f"{fmt_shape(shape)}")
+        return [Step(shape, shape, params=2 * shape[1] if self.spec["affine"] else 0, mixes=(1,))]
+
+    def explain(self, shape):
+        C = shape[1]
+        return [[f"over the {C} channels at every position; params = 2·C = {2 * C}"
+                 if self.spec["affine"] else "params = 0 (affine=false)"]]
+
+
+class GroupNorm(Layer):
+    """``nn.GroupNorm(G, C)``: statistics over each group's channels and every position."""
+
+    kind = "gn"
+
+    def steps(self, shape):
+        C, G = shape[1], self.spec["g"]
+        if C % G:
+            raise ShapeError(f"{C} channels are not divisible by {G} groups")
+        if shape[0] * (C // G) * math.prod(shape[2:]) == 1:
+            # PyTorch checks N·(C/G)·∏spatial > 1 even at inference ("Expected more than
+            # 1 value per channel when training")
+            raise ShapeError(f"each of the {G} groups of {fmt_shape(shape)} holds a single "
+                             f"value: no statistics to take")
+        return [Step(shape, shape, params=2 * C if self.spec["affine"] else 0,
+                     mixes=tuple(range(1, len(shape))))]
+
+    def explain(self, shape):
+        C, G = shape[1], self.spec["g"]
+        return [[f"{G} groups of C/G = {C}/{G} = {C // G} channels, statistics over every "
+                 f"position", f"params = 2·C = {2 * C}" if self.spec["affine"]
+                 else "params = 0 (affine=false)"]]
+
+
+class InstanceNorm(Layer):
+    """``nn.InstanceNorm{1,2,3}d``: per-sample, per-channel statistics over the
+    positions -- also in eval unless ``track`` (then the running stats)."""
+
+    kind = "instnorm"
+
+    def steps(self, shape):
+        n = self.spatial(shape)
+        C, sp = shape[1], self.spec
+        if not sp["track"] and math.prod(shape[2:]) == 1:
+            # PyTorch: "Expected more than 1 spatial element when training"
+            raise ShapeError(f"instance norm needs more than 1 position to take statistics "
+                             f"over, got {fmt_shape(shape)}")
+        return [Step(shape, shape, params=2 * C if sp["affine"] else 0,
+                     buffers=2 * C + 1 if sp["track"] else 0,
+                     mixes=() if sp["track"] else tuple(range(2, 2 + n)))]
+
+    def explain(self, shape):
+        C, sp = shape[1], self.spec
+        return [[("running statistics at inference (track=true): positions stay apart"
+                  if sp["track"] else "statistics over every position of each sample and "
+                                      "channel (also at inference)"),
+                 f"params = {f'2·C = {2 * C}' if sp['affine'] else '0 (affine=false)'}; "
+                 f"buffers = {f'2·C + 1 = {2 * C + 1}' if sp['track'] else '0'}"]]
+
+
+class Permute(Layer):
+    """``x.permute(*dims)``: later layers act on the new layout, as in PyTorch."""
+
+    kind = "permute"
+
+    def steps(self, shape):
+        dims = self.spec["dims"]
+        rank = len(shape)
+        if len(dims) != rank:
+            raise ShapeError(f"permute names {len(dims)} dims, but the input {fmt_shape(shape)} "
+                             f"has {rank}")
+        perm = tuple(_axis(d, shape, "dim") for d in dims)
+        if len(set(perm)) != rank:
+            raise ShapeError(f"permute:{','.join(map(str, dims))} repeats a dim")
+        return [Step(shape, tuple(shape[d] for d in perm), allocates=False, permutation=perm)]
+
+    def explain(self, shape):
+        (st,) = self.steps(shape)
+        return [[f"dims ({', '.join(map(str, st.permutation))}): {fmt_shape(shape)} → "
+                 f"{fmt_shape(st.output_shape)} (a view: allocates nothing)"]]
+
+
+class LayerScale(Layer):
+    """A learned per-channel multiplier of shape C x 1 … 1 (ConvNeXt)."""
+
+    kind = "layerscale"
+
+    def steps(self, shape):
+        return [Step(shape, shape, params=shape[1])]
+
+    def explain(self, shape):
+        return [[f"params = C = {shape[1]} (one scale per channel)"]]
+
+
+class DropPath(Layer):
+    """Stochastic depth and the dropout family: identity at inference."""
+
+    kind = "droppath"
+
+    def steps(self, shape):
+        # torchvision's stochastic_depth returns its input itself at inference
+        return [Step(shape, shape, allocates=False)]
+
+    def explain(self, shape):
+        return [[f"identity at inference: {fmt_shape(shape)}"]]
+
+
+class ChannelDropout(DropPath):
+    kind = "dropout1d"
+
+    def steps(self, shape):
+        # PyTorch: "dropout1d: Expected 2D or 3D input" (dropout2d/3d only warn)
+        if self.spec.kind == "dropout1d" and len(shape) not in (2, 3):
+            raise ShapeError(f"dropout1d takes a 2-D or 3-D input, got {fmt_shape(shape)}")
+        return [Step(shape, shape, allocates=not self.spec["inplace"])]
+
+
+class ChannelShuffle(Layer):
+    """ShuffleNet's channel shuffle: view(N, g, C/g, …), transpose(1, 2), view back."""
+
+    kind = "shuffle"
+
+    def steps(self, shape):
+        C, g = shape[1], self.spec["g"]
+        if len(shape) < 3:
+            raise ShapeError(f"channel shuffle needs a spatial tensor, got {fmt_shape(shape)}")
+        if C % g:
+            raise ShapeError(f"{C} channels are not divisible by {g} groups")
+        return [Step(shape, shape, mixes=(1,))]
+
+    def explain(self, shape):
+        C, g = shape[1], self.spec["g"]
+        return [[f"{g} groups of {C // g} channels interleaved: shape unchanged"]]
+
+
+class Chunk(Layer):
+    """``x.chunk(n, dim=1)[i]``: chunks of ⌈C/n⌉ channels, the last smaller, and
+    fewer than n chunks where ⌈C/n⌉ covers C sooner (5 in 4: 2, 2, 1)."""
+
+    kind = "chunk"
+
+    def sizes(self, C: int) -> List[int]:
+        size = -(-C // self.spec["n"])
+        return [min(size, C - start) for start in range(0, C, size)]
+
+    def steps(self, shape):
+        if len(shape) < 2:
+            raise ShapeError(f"chunk splits dim 1, but the input {fmt_shape(shape)} has none")
+        sizes, i = self.sizes(shape[1]), self.spec["i"]
+        if not -len(sizes) <= i < len(sizes):
+            raise ShapeError(f"chunk i={i} does not exist: {shape[1]} channels in "
+                             f"{self.spec['n']} chunks make {len(sizes)} "
+                             f"({', '.join(map(str, sizes))})")
+        return [Step(shape, (shape[0], sizes[i], *shape[2:]), allocates=False, mixes=(1,))]
+
+    def explain(self, shape):
+        sizes = self.sizes(shape[1])
+        C, n = shape[1], self.spec["n"]
+        return [[f"chunks of ⌈C/n⌉ = ⌈{C}/{n}⌉ = {sizes[0]}: {', '.join(map(str, sizes))}; "
+                 f"chunk {self.spec['i']} has {sizes[self.spec['i']]} (a view)"]]
+
+
+class PixelShuffle(Layer):
+    """``nn.PixelShuffle(r)``: N x C·r² x H x W → N x C x rH x rW.  PyTorch
+    reads any other rank's leading dims as batch, which is not this layout."""
+
+    kind = "pixelshuffle"
+
+    def _check(self, shape):
+        if len(shape) != 4:
+            raise ShapeError(f"{self.kind} works on 2-D spatial inputs (N x C x H x W); "
+                             f"{fmt_shape(shape)} has {len(shape) - 2} spatial dims (PyTorch "
+                             f"would read the extra dims as batch)")
+
+    def steps(self, shape):
+        self._check(shape)
+        N, C, H, W = shape
+        r = self.spec["r"]
+        if C % (r * r):
+            raise ShapeError(f"{C} channels are not divisible by r² = {r * r}")
+        windows = tuple(Window("tconv", i, i * r, k=r, stride=r) for i in (H, W))
+        return [Step(shape, (N, C // (r * r), H * r, W * r), windows=windows, mixes=(1,))]
+
+    def explain(self, shape):
+        (st,) = self.steps(shape)
+        r = self.spec["r"]
+        return [[f"C/r² = {shape[1]}/{r * r} = {st.output_shape[1]}; H·r, W·r = "
+                 f"{shape[2]}·{r}, {shape[3]}·{r} = {st.output_shape[2]}, {st.output_shape[3]}",
+                 f"output position o reads input ⌊o/{r}⌋ (one position)"]]
+
+
+class PixelUnshuffle(PixelShuffle):
+    kind = "pixelunshuffle"
+
+    def steps(self, shape):
+        self._check(shape)
+        N, C, H, W = shape
+        r = self.spec["r"]
+        if H % r or W % r:
+            raise ShapeError(f"spatial size {H}x{W} is not divisible by r = {r}")
+        windows = tuple(Window("conv", i, i // r, k=r, stride=r) for i in (H, W))
+        return [Step(shape, (N, C * r * r, H // r, W // r), windows=windows, mixes=(1,))]
+
+    def explain(self, shape):
+        (st,) = self.steps(shape)
+        r = self.spec["r"]
+        return [[f"C·r² = {shape[1]}·{r * r} = {st.output_shape[1]}; H/r, W/r = "
+                 f"{shape[2]}/{r}, {shape[3]}/{r} = {st.output_shape[2]}, {st.output_shape[3]}",
+                 f"output position o reads inputs o·{r} … o·{r} + {r - 1}"]]
+
+
+class Pad(Layer):
+    """``F.pad``: before/after per spatial dim, negative values crop; reflect,
+    replicate and circular fill the border with copies of real positions."""
+
+    kind = "pad"
+
+    def check(self):
+        # PyTorch: 'Padding mode "reflect" doesn't take in value argument' (0 passes)
+        if self.spec["value"] and self.spec["mode"] != "zeros":
+            raise StackSyntaxError(f"value= only goes with mode=zeros; mode={self.spec['mode']} "
+                                   f"fills the border with copies of the input")
+
+    def steps(self, shape):
+        n = self.spatial(shape)
+        pairs = self.per_dim("p", n)
+        mode = self.spec["mode"]
+        sizes = shape[2:]
+        windows = []
+        for j, ((b, a), i) in enumerate(zip(pairs, sizes)):
+            where = f"(dim {j + 1} of {fmt_shape(shape)})"
+            kept = i + min(b, 0) + min(a, 0)  # F.pad crops the negative amounts first
+            if kept < 0:
+                raise ShapeError(f"padding {_pad_text(pairs)} crops {-min(b, 0) - min(a, 0)} "
+                                 f"of the input size {i} {where}")
+            # PyTorch: reflect needs pad < size, circular pad <= the size left after cropping
+            if mode == "reflect" and max(b, a) >= i:
+                raise ShapeError(f"reflect padding {_pad_text(pairs)} must be smaller than the "
+                                 f"input size {i} {where}")
+            if mode == "circular" and max(b, a) > kept:
+                raise ShapeError(f"circular padding {_pad_text(pairs)} wraps around more than "
+                                 f"once: at most the size {kept} it wraps {where}")
+            if i + b + a < 1:
+                raise ShapeError(f"padding {_pad_text(pairs)} leaves {i + b + a} of the input "
+                                 f"size {i} {where}")
+            wrap = (-min(b, 0), kept) if mode == "circular" and min(b, a) < 0 else None
+            windows.append(Window("conv", i, i + b + a, pad=b, padding_mode=mode, wrap=wrap))
+        outs = tuple(w.out_size for w in windows)
+        windows = tuple(windows)
+        return [Step(shape, (*shape[:2], *outs), pairs, windows=windows)]
+
+    def explain(self, shape):
+        (st,) = self.steps(shape)
+        texts = [f"o = i + pb + pa = {i} + {b} + {a} = {o}"
+                 for i, (b, a), o in zip(shape[2:], st.padding, st.output_shape[2:])]
+        mode = self.spec["mode"]
+        fill = {"zeros": f"the border holds {self.spec['value']:g}",
+                "reflect": "the border mirrors the input (edge not repeated)",
+                "replicate": "the border repeats the edge", "circular": "the border wraps around"}
+        return [per_dim_lines(texts) + [f"mode={mode}: {fill[mode]}"]]
+
+
+class Softmax(Layer):
+    """``nn.Softmax(dim)`` / ``nn.LogSoftmax(dim)``: every output reads the whole of ``dim``."""
+
+    kind = "softmax"
+
+    def steps(self, shape):
+        return [Step(shape, shape, mixes=(_axis(self.spec["dim"], shape, "dim"),))]
+
+    def explain(self, shape):
+        d = _axis(self.spec["dim"], shape, "dim")
+        return [[f"normalizes along dim {d} ({shape[d]} values); shape unchanged"]]
+
+
+class LogSoftmax(Softmax):
+    kind = "logsoftmax"
 
 
 # ---------------------------------------------------------------------------
@@ -728,28 +1094,66 @@ class From(GraphLayer):
         return [f"continues from {graph.label(st.inputs[0][0])}: {fmt_shape(st.output_shape)}"]
 
 
-class Add(GraphLayer):
-    """Elementwise sum (a residual): every shape must be the same."""
+def broadcast_shape(a: Shape, b: Shape) -> Optional[Shape]:
+    """PyTorch's broadcasting: dims aligned from the right, each pair equal or one
+    of them 1; None when the shapes cannot broadcast."""
+    out = []
+    for j in range(1, max(len(a), len(b)) + 1):
+        x = a[-j] if j <= len(a) else 1
+        y = b[-j] if j <= len(b) else 1
+        if x != y and 1 not in (x, y):
+            return None
+        out.append(max(x, y))
+    return tuple(out[::-1])
+
+
+def broadcast_windows(shape: Shape, out: Shape) -> Tuple[Window, ...]:
+    """How a broadcast input is read along the output's spatial dims: a dim it
+    has whole keeps positions; a size-1 (or missing) dim is read at 0 by every
+    output (stride 0).  () when it keeps every position."""
+    lead = len(out) - len(shape)
+    windows = []
+    for j in range(2, len(out)):
+        size = shape[j - lead] if j >= lead else 1
+        windows.append(Window("conv", size, out[j]) if size == out[j]
+                       else Window("conv", 1, out[j], stride=0))
+    return () if all(w.stride == 1 for w in windows) and lead == 0 else tuple(windows)
+
+
+class Elementwise(GraphLayer):
+    """``x + a`` / ``x * a``: broadcasting as PyTorch does (a residual, an SE gate)."""
 
     kind = "add"
+    symbol = "+"
 
     def graph_steps(self, graph):
         cur = graph.cur
-        shape = graph.shape(cur)
-        inputs = [(cur, ())]
-        for name in self.spec["names"]:
-            src = graph.lookup(name)
+        first = graph.shape(cur)
+        shape = first
+        srcs = [cur] + [graph.lookup(name) for name in self.spec["names"]]
+        for src in srcs[1:]:
             other = graph.shape(src)
-            if other != shape:
-                raise ShapeError(f"add: {fmt_shape(shape)} (the current tensor) vs "
-                                 f"{fmt_shape(other)} ({graph.label(src)})",
+            joined = broadcast_shape(shape, other)
+            if joined is None:
+                raise ShapeError(f"{self.kind}: {fmt_shape(shape)} (the current tensor) vs "
+                                 f"{fmt_shape(other)} ({graph.label(src)}) cannot broadcast",
                                  hint=graph.drift(cur, src))
-            inputs.append((src, ()))
-        return [Step(shape, shape, inputs=tuple(inputs))]
+            shape = joined
+        inputs = tuple((src, broadcast_windows(graph.shape(src), shape)) for src in srcs)
+        return [Step(first, shape, inputs=inputs)]
 
     def explain_graph(self, graph, st):
-        return [" + ".join(fmt_shape(graph.shape(p)) for p, _ in st.inputs)
-                + f" = {fmt_shape(st.output_shape)} (elementwise, no MACs counted)"]
+        return [f" {self.symbol} ".join(fmt_shape(graph.shape(p)) for p, _ in st.inputs)
+                + f" = {fmt_shape(st.output_shape)} (elementwise, broadcasting; no MACs counted)"]
+
+
+class Add(Elementwise):
+    kind = "add"
+
+
+class Mul(Elementwise):
+    kind = "mul"
+    symbol = "·"
 
 
 class Concat(GraphLayer):
@@ -827,8 +1231,14 @@ class Crop(GraphLayer):
 LAYER_CLASSES: Dict[str, Type[Layer]] = {
     cls.kind: cls for cls in (Conv, SepConv, TConv, Up, MaxPool, AvgPool, AdaptiveAvgPool,
                               AdaptiveMaxPool, GlobalAvgPool, BatchNorm, Activation, Dropout,
-                              Flatten, Linear, Save, From, Add, Concat, Crop)
+                              Flatten, Linear, LayerNorm, LayerNorm2d, GroupNorm, InstanceNorm,
+                              Permute, LayerScale, DropPath, ChannelDropout, ChannelShuffle,
+                              Chunk, PixelShuffle, PixelUnshuffle, Pad, Softmax, LogSoftmax,
+                              Save, From, Add, Mul, Concat, Crop)
 }
+# the rest of the dropout family: one class, identity at inference
+LAYER_CLASSES.update(dict.fromkeys(("dropout2d", "dropout3d", "alphadropout",
+                                    "featurealphadropout"), ChannelDropout))
 
 
 def build(spec: LayerSpec) -> Layer:

@@ -22,6 +22,14 @@ generic functions for any number of spatial dimensions -- :func:`conv`,
 :func:`adaptive_avg_pool`, :func:`adaptive_max_pool` -- which also accept
 asymmetric padding written per spatial dimension as ``(before, after)`` pairs,
 e.g. ``padding=((0, 1), (0, 1))``.
+
+The modern layer kinds have their twins too: ``layer_norm``, ``group_norm``,
+``instance_norm``, ``pixel_shuffle`` / ``pixel_unshuffle`` (any rank >= 3),
+``channel_shuffle``, the dropout family (``dropout1d/2d/3d``,
+``alpha_dropout``, ``feature_alpha_dropout``; identity unless
+``training=True``, then drawn from ``rng``) and torchvision's
+``stochastic_depth``.  ``pad`` keeps ``F.pad``'s rank and size rules for
+every mode (see :func:`pad` and :func:`_pad_pairs`).
 """
 from __future__ import annotations
 
@@ -44,8 +52,13 @@ __all__ = [
     "adaptive_max_pool", "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
     # resampling
     "interpolate", "upsample",
-    # normalisation, dense, shape
-    "batch_norm", "linear", "flatten", "dropout",
+    # normalisation
+    "batch_norm", "layer_norm", "group_norm", "instance_norm",
+    # dense and shape
+    "linear", "flatten", "pixel_shuffle", "pixel_unshuffle", "channel_shuffle",
+    # dropout family (identity in inference)
+    "dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout",
+    "stochastic_depth",
     # activations
     "relu", "relu6", "leaky_relu", "elu", "selu", "celu", "gelu", "silu", "mish",
     "hardswish", "hardsigmoid", "hardtanh", "sigmoid", "tanh", "softplus",
@@ -149,7 +162,12 @@ def _fmt(t) -> str:
 
 
 def _pad_axis_index(n: int, before: int, after: int, mode: str) -> np.ndarray:
-    """Source indices of one padded axis for reflect/replicate/circular."""
+    """Source indices of one padded axis for reflect/replicate/circular.
+
+    Reflect and replicate index the whole input (a negative amount only drops
+    output positions, as PyTorch's kernels do); circular first crops the
+    negative sides, then wraps within what is left.
+    """
     j = np.arange(-before, n + after)
     if mode == "reflect":
         if n == 1:
@@ -160,64 +178,113 @@ def _pad_axis_index(n: int, before: int, after: int, mode: str) -> np.ndarray:
     if mode == "replicate":
         return np.clip(j, 0, n - 1)
     if mode == "circular":
-        # PyTorch crops the negative sides first, then wraps within what is left
         lo, hi = max(-before, 0), n - max(-after, 0)
         return lo + (j - lo) % (hi - lo)
     raise ValueError(f"unknown padding mode {mode!r}")
 
 
+_AXIS_LETTERS = ("D", "H", "W")
+
+
+def _too_small(sizes, outs) -> str:
+    """PyTorch's 'input (H: .., W: ..) is too small' message for 1-3 padded dims."""
+    names = _AXIS_LETTERS[-len(sizes):] if len(sizes) <= 3 else tuple(f"d{k}" for k in range(len(sizes)))
+    ins = ", ".join(f"{c}: {n}" for c, n in zip(names, sizes))
+    got = " ".join(f"{c}: {o}" for c, o in zip(names, outs))
+    return f"input ({ins}) is too small. Calculated output {got}"
+
+
 def _pad_pairs(x: np.ndarray, pairs, mode: str = "constant", value: float = 0.0) -> np.ndarray:
-    """Pad the trailing ``len(pairs)`` axes by (before, after); negative crops."""
+    """Pad the trailing ``len(pairs)`` axes by (before, after); negative crops.
+
+    The edge rules are PyTorch's (``constant_pad_nd``, ``reflection_pad*d``,
+    ``replication_pad*d``, ``_pad_circular``), for any number of padded axes:
+
+    * constant: crop the negative sides, then fill; a crop larger than the
+      axis is an error, an empty result is allowed;
+    * reflect: every amount (signed) must be less than the axis size;
+      replicate: no limit.  Both index the whole input, so an amount of
+      ``-n`` or less is fine as long as the other side brings the output back;
+      the output may be empty along some padded axis but not along all of
+      them (PyTorch checks ``out_w >= 1 || out_h >= 1 ...``);
+    * circular: every amount at most the axis size, no negative output size;
+      the positive amounts must fit in what the negative ones leave (PyTorch
+      fails on overlapping memory there, or returns uninitialised memory
+      when nothing is left); an empty output is returned as such.
+    """
     nd = len(pairs)
     if all(b == 0 and a == 0 for b, a in pairs):
         return x
     lead = x.ndim - nd
-    for k, (b, a) in enumerate(pairs):
-        n = x.shape[lead + k]
-        if n + b + a < 0 or n - max(-b, 0) - max(-a, 0) < 0:
-            raise ValueError(f"The input size {n}, plus negative padding {b} and {a} resulted in a "
-                             f"negative output size, which is invalid. Check dimension {lead + k} of your input.")
-        if n + b + a < 1 and mode in ("reflect", "replicate"):
-            raise ValueError(f"input (W: {n}) is too small. Calculated output W: {n + b + a}")
+    sizes = x.shape[lead:]
+    outs = tuple(n + b + a for n, (b, a) in zip(sizes, pairs))
     if mode in ("constant", "zeros"):
+        for k, (n, (b, a)) in enumerate(zip(sizes, pairs)):
+            if n + b + a < 0 or n - max(-b, 0) - max(-a, 0) < 0:
+                raise ValueError(f"The input size {n}, plus negative padding {b} and {a} resulted in a "
+                                 f"negative output size, which is invalid. Check dimension {lead + k} "
+                                 f"of your input.")
         # crop first (negative amounts), then place into a filled buffer
         crop = [slice(None)] * lead
-        for k, (b, a) in enumerate(pairs):
-            n = x.shape[lead + k]
+        for n, (b, a) in zip(sizes, pairs):
             crop.append(slice(max(-b, 0), n - max(-a, 0)))
         x = x[tuple(crop)]
         shape = list(x.shape[:lead])
         place = [slice(None)] * lead
-        for k, (b, a) in enumerate(pairs):
-            n = x.shape[lead + k]
+        for n, (b, a) in zip(x.shape[lead:], pairs):
             bb, aa = max(b, 0), max(a, 0)
             shape.append(n + bb + aa)
             place.append(slice(bb, bb + n))
-        if any(s < 0 for s in shape):
-            raise ValueError("padding results in a negative output size")
         out = np.full(shape, value, dtype=x.dtype)
         out[tuple(place)] = x
         return out
-    for k, (b, a) in enumerate(pairs):
-        ax = lead + k
-        n = x.shape[ax]
-        if mode == "reflect":
-            if b >= n or a >= n:
-                raise ValueError(
-                    f"Padding size should be less than the corresponding input dimension, "
-                    f"but got: padding ({b}, {a}) at dimension {ax} of input {tuple(x.shape)}")
-        elif mode == "circular":
+    if mode == "circular":
+        for k, (n, (b, a)) in enumerate(zip(sizes, pairs)):
+            if b > n or a > n:
+                raise ValueError("Padding value causes wrapping around more than once.")
+            if n + b + a < 0:
+                raise ValueError("Negative padding value is resulting in an empty dimension")
+        if 0 in x.shape[:lead] or 0 in outs:
+            # nothing to write, but PyTorch still copies the cropped input into
+            # the output's interior: slices with a negative end wrap around
+            for k, (n, (b, a), o) in enumerate(zip(sizes, pairs, outs)):
+                got = len(range(n)[max(-b, 0):n - max(-a, 0)])
+                room = len(range(o)[max(b, 0):o - max(a, 0)])
+                if got != room and got != 1:
+                    raise ValueError(f"The size of tensor a ({room}) must match the size of tensor b "
+                                     f"({got}) at non-singleton dimension {lead + k}")
+            return np.zeros(x.shape[:lead] + outs, dtype=x.dtype)
+        for k, (n, (b, a)) in enumerate(zip(sizes, pairs)):
             kept = n - max(-b, 0) - max(-a, 0)
             if b > kept or a > kept:
-                raise ValueError("Padding value causes wrapping around more than once.")
-        elif mode == "replicate":
+                raise ValueError(
+                    f"Padding value causes wrapping around more than once: circular padding ({b}, {a}) "
+                    f"at dimension {lead + k} wraps the {max(kept, 0)} entries left after cropping "
+                    f"(PyTorch fails on overlapping memory here or returns uninitialised values)")
+    elif mode in ("reflect", "replicate"):
+        for k, (n, (b, a)) in enumerate(zip(sizes, pairs)):
+            if mode == "reflect" and (b >= n or a >= n):
+                raise ValueError(
+                    f"Padding size should be less than the corresponding input dimension, "
+                    f"but got: padding ({b}, {a}) at dimension {lead + k} of input {list(x.shape)}")
             if n == 0:
-                raise ValueError("replicate padding needs a non-empty input dimension")
-        else:
-            raise ValueError(f"unknown padding mode {mode!r}; expected constant, reflect, "
-                             f"replicate or circular")
-        x = np.take(x, _pad_axis_index(n, b, a, mode), axis=ax)
+                raise ValueError(f"{mode} padding needs a non-empty input dimension, got input "
+                                 f"{list(x.shape)}")
+        if any(o < 0 for o in outs):
+            raise ValueError(f"Trying to create tensor with negative dimension {min(outs)}: "
+                             f"{list(x.shape[:lead] + outs)}")
+        if not any(o >= 1 for o in outs):
+            raise ValueError(_too_small(sizes, outs))
+    else:
+        raise ValueError(f"unknown padding mode {mode!r}; expected constant, reflect, "
+                         f"replicate or circular")
+    for k, (n, (b, a)) in enumerate(zip(sizes, pairs)):
+        if b or a:
+            x = np.take(x, _pad_axis_index(n, b, a, mode), axis=lead + k)
     return x
+
+
+_PAD_MODES = ("constant", "reflect", "replicate", "circular")
 
 
 def pad(input, pad: Sequence[int], mode: str = "constant", value: Optional[float] = None) -> np.ndarray:
@@ -227,18 +294,40 @@ def pad(input, pad: Sequence[int], mode: str = "constant", value: Optional[float
     Modes ``constant`` (fill ``value``, default 0), ``reflect`` (mirror without
     repeating the edge), ``replicate`` (repeat the edge) and ``circular``
     (wrap around).  Negative amounts crop.
+
+    PyTorch's rules are kept, in its order: an even number of amounts, at
+    most two per input dim; ``constant`` pads any rank; the other modes pad
+    the last 1, 2 or 3 dims of an input with 1 or 2 more dims (2-D..5-D:
+    ``len(pad) == 2`` needs a 2-D or 3-D input, 4 a 3-D or 4-D, 6 a 4-D or
+    5-D) and take no ``value`` other than 0; reflect and replicate refuse a
+    zero-size dim other than the batch dim of a batched input.  The per-dim
+    limits are those of :func:`_pad_pairs`.
     """
     x = _as_float(input)
     p = list(pad)
-    if len(p) % 2 or not all(_is_int(v) for v in p):
-        raise ValueError("Padding length must be divisible by 2 and contain ints")
+    if not all(_is_int(v) for v in p):
+        raise ValueError(f"pad(): argument 'pad' must be a sequence of ints, got {pad!r}")
+    if len(p) % 2:
+        raise ValueError("Padding length must be divisible by 2")
+    if len(p) > 2 * x.ndim:
+        raise ValueError(f"Padding length should be less than or equal to two times the input dimension "
+                         f"but got padding length {len(p)} and input of dimension {x.ndim}")
     nd = len(p) // 2
-    if nd > x.ndim:
-        raise ValueError("Padding length too large")
     pairs = [(int(p[2 * k]), int(p[2 * k + 1])) for k in range(nd)][::-1]
-    if mode != "constant" and value not in (None, 0, 0.0):
-        raise ValueError(f"Padding mode \"{mode}\" doesn't take in value argument.")
-    return _pad_pairs(x, pairs, mode, 0.0 if value is None else value)
+    if mode == "constant":
+        return _pad_pairs(x, pairs, mode, 0.0 if value is None else value)
+    if mode not in _PAD_MODES:
+        raise ValueError(f"Unrecognised padding mode {mode}")
+    if value is not None and value != 0:
+        raise ValueError(f"Padding mode \"{mode}\" doesn't take in value argument")
+    if not (1 <= nd <= 3 and x.ndim in (nd + 1, nd + 2)):
+        raise ValueError(f"Padding size {len(p)} is not supported for {x.ndim}D input tensor.")
+    if mode != "circular":
+        inner = x.shape[1:] if x.ndim == nd + 2 else x.shape
+        if 0 in inner:
+            raise ValueError(f"Expected {nd + 1}D or {nd + 2}D (batch mode) tensor with possibly 0 batch "
+                             f"size and other non-zero dimensions for input, but got: {list(x.shape)}")
+    return _pad_pairs(x, pairs, mode)
 
 
 # ---------------------------------------------------------------------------
@@ -977,6 +1066,154 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     return y.astype(x.dtype, copy=False)
 
 
+def _shape_list(v) -> list:
+    return list(np.shape(v))
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-5) -> np.ndarray:
+    """Like ``F.layer_norm``: normalise over the last ``len(normalized_shape)``
+    dims with their mean and biased variance, then scale by ``weight`` and
+    shift by ``bias`` (both of shape ``normalized_shape``).  An int
+    ``normalized_shape`` means one dim (as ``nn.LayerNorm`` accepts)."""
+    x = _as_float(input)
+    shape = (normalized_shape,) if _is_int(normalized_shape) else tuple(normalized_shape)
+    if not all(_is_int(v) for v in shape):
+        raise ValueError(f"layer_norm: normalized_shape must be a sequence of ints, got {normalized_shape!r}")
+    shape = tuple(int(v) for v in shape)
+    if not shape:
+        raise ValueError("Expected normalized_shape to be at least 1-dimensional, i.e., containing at "
+                         "least one element, but got normalized_shape = []")
+    k = len(shape)
+    if x.ndim < k or tuple(x.shape[x.ndim - k:]) != shape:
+        raise ValueError(f"Given normalized_shape={list(shape)}, expected input with shape "
+                         f"[*, {', '.join(map(str, shape))}], but got input of size{list(x.shape)}")
+    w, b = _like(weight, x), _like(bias, x)
+    for name, v in (("weight", w), ("bias", b)):
+        if v is not None and tuple(v.shape) != shape:
+            raise ValueError(f"Expected {name} to be of same shape as normalized_shape, but got {name} of "
+                             f"shape {_shape_list(v)} and normalized_shape = {list(shape)}")
+    if x.size == 0:
+        return x.copy()
+    axes = tuple(range(x.ndim - k, x.ndim))
+    mean = x.mean(axis=axes, keepdims=True)
+    d = x - mean
+    var = (d * d).mean(axis=axes, keepdims=True)
+    y = d * (1 / np.sqrt(var + x.dtype.type(eps)))
+    if w is not None:
+        y = y * w
+    if b is not None:
+        y = y + b
+    return y.astype(x.dtype, copy=False)
+
+
+def _channel_vec(v, x: np.ndarray, C: int, msg) -> Optional[np.ndarray]:
+    """A per-channel parameter as a (1, C, 1, ...) array of x's dtype."""
+    if v is None:
+        return None
+    a = np.asarray(v, dtype=x.dtype)
+    if a.ndim != 1 or a.shape[0] != C:
+        raise ValueError(msg(a))
+    return a.reshape((1, C) + (1,) * (x.ndim - 2))
+
+
+def group_norm(input, num_groups: int, weight=None, bias=None, eps: float = 1e-5) -> np.ndarray:
+    """Like ``F.group_norm``: split the C channels of an (N, C, ...) input into
+    ``num_groups`` groups of consecutive channels and normalise each sample's
+    group with its mean and biased variance (over the group's channels and
+    all spatial positions), then apply the per-channel ``weight``/``bias``.
+
+    Raises like PyTorch when C is not divisible by ``num_groups`` and, as
+    ``F.group_norm`` does, when ``N * C / num_groups * prod(spatial)`` is 1.
+    """
+    x = _as_float(input)
+    if x.ndim < 2:
+        raise ValueError(f"Expected at least 2 dimensions for input tensor but received {x.ndim}")
+    if not _is_int(num_groups):
+        raise ValueError(f"group_norm: num_groups must be an int, got {num_groups!r}")
+    G = int(num_groups)
+    N, C = x.shape[:2]
+    if G <= 0:
+        raise ValueError(f"Expected num groups to be greater than 0, got {G}")
+    spatial = tuple(x.shape[2:])
+    check = [N * C // G, G, *spatial]
+    if math.prod(check[:1] + check[2:]) == 1:
+        raise ValueError(f"Expected more than 1 value per channel when training, got input size {check}")
+    if C % G:
+        raise ValueError(f"Expected number of channels in input to be divisible by num_groups, but got "
+                         f"input of shape {list(x.shape)} and num_groups={G}")
+
+    def vec(v, name):
+        return _channel_vec(v, x, C, lambda a: (
+            f"Expected {name} to be a vector of size equal to the number of channels in input, but got "
+            f"{name} of shape {_shape_list(a)} and input of shape {list(x.shape)}"))
+
+    w, b = vec(weight, "weight"), vec(bias, "bias")
+    if x.size == 0:
+        return x.copy()
+    g = x.reshape(N, G, (C // G) * math.prod(spatial))
+    mean = g.mean(axis=2, keepdims=True)
+    d = g - mean
+    var = (d * d).mean(axis=2, keepdims=True)
+    y = (d * (1 / np.sqrt(var + x.dtype.type(eps)))).reshape(x.shape)
+    if w is not None:
+        y = y * w
+    if b is not None:
+        y = y + b
+    return y.astype(x.dtype, copy=False)
+
+
+def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None,
+                  use_input_stats: bool = True, momentum: float = 0.1, eps: float = 1e-5) -> np.ndarray:
+    """Like ``F.instance_norm`` on an (N, C, spatial...) input.
+
+    With ``use_input_stats`` (the default, and what ``nn.InstanceNorm*d`` does
+    without ``track_running_stats`` even in eval) each sample's channel is
+    normalised with its own mean and biased variance over the spatial dims;
+    given running statistics are then updated in place like PyTorch does
+    (``(1 - momentum) * old + momentum * batch-average`` of the per-instance
+    mean and unbiased variance).  Otherwise the running statistics are used.
+    """
+    x = _as_float(input)
+    if use_input_stats and math.prod(x.shape[2:]) == 1:
+        raise ValueError(f"Expected more than 1 spatial element when training, got input size "
+                         f"{list(x.shape)}")
+    if x.ndim < 2:
+        raise ValueError(f"instance_norm: expected an input of at least 2 dims (N, C, ...), got "
+                         f"{list(x.shape)}")
+    N, C = x.shape[:2]
+    if use_input_stats and (running_mean is None) != (running_var is None):
+        raise ValueError("running_mean and running_var must either both be None or neither be None")
+
+    def vec(v, name):  # PyTorch repeats it N times and checks against N * C
+        return _channel_vec(v, x, C, lambda a: f"{name} should contain {N * C} elements not {N * a.size}")
+
+    w, b = vec(weight, "weight"), vec(bias, "bias")
+    rm, rv = vec(running_mean, "running_mean"), vec(running_var, "running_var")
+    if x.size == 0:
+        return x.copy()
+    if use_input_stats:
+        axes = tuple(range(2, x.ndim))
+        n = math.prod(x.shape[2:])
+        mean = x.mean(axis=axes, keepdims=True)
+        d = x - mean
+        var = (d * d).mean(axis=axes, keepdims=True)
+        for buf, stat in ((running_mean, mean), (running_var, var * (n / (n - 1)))):
+            if isinstance(buf, np.ndarray) and buf.dtype.kind == "f":
+                buf *= (1 - momentum)
+                buf += momentum * stat.reshape(N, C).mean(axis=0).astype(buf.dtype)
+    else:
+        if rm is None or rv is None:
+            raise ValueError("Expected running_mean and running_var to be defined when use_input_stats "
+                             "is false")
+        mean, var = rm, rv
+    y = (x - mean) * (1 / np.sqrt(var + x.dtype.type(eps)))
+    if w is not None:
+        y = y * w
+    if b is not None:
+        y = y + b
+    return y.astype(x.dtype, copy=False)
+
+
 def linear(input, weight, bias=None) -> np.ndarray:
     """Like ``F.linear``: ``input @ weight.T + bias`` over the last dim."""
     x = _as_float(input)
@@ -1001,21 +1238,206 @@ def flatten(input, start_dim: int = 1, end_dim: int = -1) -> np.ndarray:
     return x.reshape(x.shape[:s] + (int(np.prod(x.shape[s:e + 1])),) + x.shape[e + 1:])
 
 
+def _factor(r, fname: str, what: str) -> int:
+    if not _is_int(r):
+        raise ValueError(f"{fname}(): argument '{what}' must be int, not {type(r).__name__}")
+    if r <= 0:
+        raise ValueError(f"{fname} expects a positive {what}, but got {int(r)}")
+    return int(r)
+
+
+def pixel_shuffle(input, upscale_factor: int) -> np.ndarray:
+    """Like ``F.pixel_shuffle``: (*, C*r*r, H, W) -> (*, C, H*r, W*r), with
+    ``out[..., c, h*r + i, w*r + j] = in[..., c*r*r + i*r + j, h, w]``.
+    Any rank >= 3 is accepted; the dims before the last three are batch dims."""
+    x = _as_float(input)
+    r = _factor(upscale_factor, "pixel_shuffle", "upscale_factor")
+    if x.ndim < 3:
+        raise ValueError(f"pixel_shuffle expects input to have at least 3 dimensions, but got input "
+                         f"with {x.ndim} dimension(s)")
+    *lead, C, H, W = x.shape
+    if C % (r * r):
+        raise ValueError(f"pixel_shuffle expects its input's 'channel' dimension to be divisible by the "
+                         f"square of upscale_factor, but input.size(-3)={C} is not divisible by {r * r}")
+    k = len(lead)
+    y = x.reshape(*lead, C // (r * r), r, r, H, W)
+    y = y.transpose(*range(k), k, k + 3, k + 1, k + 4, k + 2)  # c, h, i, w, j
+    return np.ascontiguousarray(y).reshape(*lead, C // (r * r), H * r, W * r)
+
+
+def pixel_unshuffle(input, downscale_factor: int) -> np.ndarray:
+    """Like ``F.pixel_unshuffle``, the inverse of :func:`pixel_shuffle`:
+    (*, C, H*r, W*r) -> (*, C*r*r, H, W).  Any rank >= 3 is accepted."""
+    x = _as_float(input)
+    r = _factor(downscale_factor, "pixel_unshuffle", "downscale_factor")
+    if x.ndim < 3:
+        raise ValueError(f"pixel_unshuffle expects input to have at least 3 dimensions, but got input "
+                         f"with {x.ndim} dimension(s)")
+    *lead, C, H, W = x.shape
+    if H % r:
+        raise ValueError(f"pixel_unshuffle expects height to be divisible by downscale_factor, but "
+                         f"input.size(-2)={H} is not divisible by {r}")
+    if W % r:
+        raise ValueError(f"pixel_unshuffle expects width to be divisible by downscale_factor, but "
+                         f"input.size(-1)={W} is not divisible by {r}")
+    k = len(lead)
+    y = x.reshape(*lead, C, H // r, r, W // r, r)
+    y = y.transpose(*range(k), k, k + 2, k + 4, k + 1, k + 3)  # c, i, j, h, w
+    return np.ascontiguousarray(y).reshape(*lead, C * r * r, H // r, W // r)
+
+
+def channel_shuffle(input, groups: int) -> np.ndarray:
+    """Like ``F.channel_shuffle`` / ``nn.ChannelShuffle`` (ShuffleNet): view the
+    C channels of an (N, C, *) input as (groups, C/groups), transpose, flatten
+    back -- output channel ``j * groups + i`` is input channel ``i * C/groups + j``."""
+    x = _as_float(input)
+    if x.ndim <= 2:
+        raise ValueError(f"channel_shuffle expects input with > 2 dims, but got input with sizes "
+                         f"{list(x.shape)}")
+    if not _is_int(groups):
+        raise ValueError(f"channel_shuffle(): argument 'groups' must be int, not {type(groups).__name__}")
+    g = int(groups)
+    if g <= 0:
+        raise ValueError(f"Number of groups to divide channels in must be positive. Value of groups:{g}")
+    N, C = x.shape[:2]
+    if C % g:
+        raise ValueError(f"Number of channels must be divisible by groups. Got {C} channels and {g} groups.")
+    y = x.reshape(N, g, C // g, *x.shape[2:]).swapaxes(1, 2)
+    return np.ascontiguousarray(y).reshape(x.shape)
+
+
+def _check_p(p: float) -> None:
+    if p < 0 or p > 1:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+
+
+_ALPHA_DROPOUT = 1.7580993408473766  # -SELU alpha * scale: SELU's negative saturation value
+
+
+def _dropout_impl(x: np.ndarray, p: float, training: bool, rng, feature: bool = False,
+                  alpha: bool = False, noise_shape=None) -> np.ndarray:
+    """PyTorch's ``_dropout_impl``: identity unless training with 0 < p; p == 1
+    multiplies by 0 (NaN and inf stay NaN); otherwise one Bernoulli(1 - p)
+    draw per element, or per (sample, channel) for feature dropout."""
+    if not training or p == 0 or x.size == 0:
+        return x
+    t = x.dtype.type
+    if p == 1:
+        return x * t(0)
+    if noise_shape is None:
+        if feature:
+            if x.ndim < 2:
+                raise ValueError("Feature dropout requires at least 2 dimensions in the input")
+            noise_shape = x.shape[:2] + (1,) * (x.ndim - 2)
+        else:
+            noise_shape = x.shape
+    rng = np.random.default_rng() if rng is None else rng
+    keep = (np.asarray(rng.random(noise_shape)) >= p).astype(x.dtype)
+    if not alpha:
+        return x * (keep * t(1 / (1 - p)))
+    a = 1.0 / math.sqrt((_ALPHA_DROPOUT ** 2 * p + 1) * (1 - p))
+    shift = (keep - t(1)) * t(_ALPHA_DROPOUT * a) + t(_ALPHA_DROPOUT * a * p)
+    return x * (keep * t(a)) + shift
+
+
 def dropout(input, p: float = 0.5, training: bool = False, inplace: bool = False,
             rng: Optional[np.random.Generator] = None) -> np.ndarray:
     """Identity unless ``training`` (note: ``F.dropout`` defaults to training=True;
     here the default is inference).  In training, zeroes elements with
-    probability ``p`` and scales the rest by ``1/(1-p)``."""
+    probability ``p`` and scales the rest by ``1/(1-p)``; ``rng`` (a NumPy
+    Generator, default a fresh one) draws the mask."""
+    _check_p(p)
+    return _dropout_impl(_as_float(input), p, training, rng)
+
+
+def alpha_dropout(input, p: float = 0.5, training: bool = False, inplace: bool = False,
+                  rng: Optional[np.random.Generator] = None) -> np.ndarray:
+    """Like ``F.alpha_dropout``: identity unless ``training``; in training a
+    dropped element becomes SELU's saturation value and everything is
+    rescaled to keep mean 0 / variance 1: kept ``a*x + alpha*a*p``, dropped
+    ``-alpha*a*(1-p)`` with ``alpha = 1.7581`` and
+    ``a = 1/sqrt((alpha^2 p + 1)(1 - p))``."""
+    _check_p(p)
+    return _dropout_impl(_as_float(input), p, training, rng, alpha=True)
+
+
+def feature_alpha_dropout(input, p: float = 0.5, training: bool = False, inplace: bool = False,
+                          rng: Optional[np.random.Generator] = None) -> np.ndarray:
+    """Like ``F.feature_alpha_dropout``: :func:`alpha_dropout` with one draw per
+    (sample, channel) of an (N, C, ...) input (no unbatched reading)."""
+    _check_p(p)
+    return _dropout_impl(_as_float(input), p, training, rng, feature=True, alpha=True)
+
+
+def dropout1d(input, p: float = 0.5, training: bool = False, inplace: bool = False,
+              rng: Optional[np.random.Generator] = None) -> np.ndarray:
+    """Like ``F.dropout1d`` (default inference: identity): channel-wise dropout
+    of an (N, C, L) or unbatched (C, L) input; other ranks raise, even in eval."""
+    _check_p(p)
+    x = _as_float(input)
+    if x.ndim not in (2, 3):
+        raise ValueError(f"dropout1d: Expected 2D or 3D input, but received a {x.ndim}D input. Note that "
+                         f"dropout1d exists to provide channel-wise dropout on inputs with 1 spatial "
+                         f"dimension, a channel dimension, and an optional batch dimension (i.e. 2D or "
+                         f"3D inputs).")
+    shape = x.shape[:2] + (1,) if x.ndim == 3 else (x.shape[0], 1)
+    return _dropout_impl(x, p, training, rng, feature=True, noise_shape=shape)
+
+
+def dropout2d(input, p: float = 0.5, training: bool = False, inplace: bool = False,
+              rng: Optional[np.random.Generator] = None) -> np.ndarray:
+    """Like ``F.dropout2d`` (default inference: identity): one draw per
+    (dim 0, dim 1) pair whatever the rank -- PyTorch (with a deprecation
+    warning) reads a 3-D input as (N, C, L), not as unbatched (C, H, W),
+    and needs at least 2 dims in training."""
+    _check_p(p)
+    return _dropout_impl(_as_float(input), p, training, rng, feature=True)
+
+
+def dropout3d(input, p: float = 0.5, training: bool = False, inplace: bool = False,
+              rng: Optional[np.random.Generator] = None) -> np.ndarray:
+    """Like ``F.dropout3d`` (default inference: identity): one draw per
+    (N, C) of a 5-D input; any other rank is read as unbatched, one draw
+    per entry of dim 0 (PyTorch unsqueezes a batch dim, with a warning
+    unless the input is 4-D)."""
+    _check_p(p)
+    x = _as_float(input)
+    if x.ndim == 5:
+        shape = x.shape[:2] + (1, 1, 1)
+    elif x.ndim >= 1:
+        shape = (x.shape[0],) + (1,) * (x.ndim - 1)
+    else:
+        shape = None  # 0-d: unsqueezed to 1-D, which feature dropout refuses
+    if shape is None and training and 0 < p < 1:
+        raise ValueError("Feature dropout requires at least 2 dimensions in the input")
+    return _dropout_impl(x, p, training, rng, feature=True, noise_shape=shape)
+
+
+def stochastic_depth(input, p: float, mode: str, training: bool = True,
+                     rng: Optional[np.random.Generator] = None) -> np.ndarray:
+    """Like ``torchvision.ops.stochastic_depth`` (note: its default is
+    training=True, kept here): identity when not training or ``p == 0``;
+    otherwise zero the whole input (``mode='batch'``) or each sample
+    (``mode='row'``) with probability ``p`` and scale survivors by
+    ``1/(1-p)``."""
     if p < 0 or p > 1:
-        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+        raise ValueError(f"drop probability has to be between 0 and 1, but got {p}")
+    if mode not in ("batch", "row"):
+        raise ValueError(f"mode has to be either 'batch' or 'row', but got {mode}")
     x = _as_float(input)
     if not training or p == 0:
         return x
-    if p == 1:
-        return np.zeros_like(x)
+    if mode == "row":
+        if x.ndim == 0:
+            raise ValueError("stochastic_depth: mode 'row' needs an input with a batch dimension")
+        size = (x.shape[0],) + (1,) * (x.ndim - 1)
+    else:
+        size = (1,) * x.ndim
     rng = np.random.default_rng() if rng is None else rng
-    keep = rng.random(x.shape) >= p
-    return np.where(keep, x / x.dtype.type(1 - p), x.dtype.type(0))
+    noise = (np.asarray(rng.random(size)) >= p).astype(x.dtype)
+    if p < 1:
+        noise = noise / x.dtype.type(1 - p)
+    return x * noise
 
 
 # ---------------------------------------------------------------------------
@@ -1201,15 +1623,31 @@ def hardswish(input, inplace: bool = False) -> np.ndarray:
     return x * np.clip(x + t(3), t(0), t(6)) / t(6)
 
 
+def _dim(dim, ndim: int) -> int:
+    """A possibly negative dim index, checked like PyTorch (a 0-d tensor has dims -1 and 0)."""
+    n = max(ndim, 1)
+    if not _is_int(dim) or not -n <= dim < n:
+        raise ValueError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], "
+                         f"but got {dim})")
+    return int(dim) % n
+
+
 def softmax(input, dim: int = -1) -> np.ndarray:
-    """exp(x) / sum(exp(x)) along ``dim``, like ``F.softmax``."""
+    """exp(x - max) / sum(exp(x - max)) along ``dim``, like ``F.softmax``
+    (``dim`` may be negative; a row with NaN or +inf, or of only -inf, is NaN)."""
     x = _as_float(input)
-    e = np.exp(x - x.max(axis=dim, keepdims=True))
-    return e / e.sum(axis=dim, keepdims=True)
+    d = _dim(dim, x.ndim)
+    if x.ndim == 0:
+        return softmax(x.reshape(1), 0).reshape(())
+    e = np.exp(x - np.max(x, axis=d, keepdims=True, initial=-np.inf))
+    return e / e.sum(axis=d, keepdims=True)
 
 
 def log_softmax(input, dim: int = -1) -> np.ndarray:
-    """log(softmax(x)) along ``dim``, computed stably, like ``F.log_softmax``."""
+    """x - max - log(sum(exp(x - max))) along ``dim``, like ``F.log_softmax``."""
     x = _as_float(input)
-    s = x - x.max(axis=dim, keepdims=True)
-    return s - np.log(np.exp(s).sum(axis=dim, keepdims=True))
+    d = _dim(dim, x.ndim)
+    if x.ndim == 0:
+        return log_softmax(x.reshape(1), 0).reshape(())
+    s = x - np.max(x, axis=d, keepdims=True, initial=-np.inf)
+    return s - np.log(np.exp(s).sum(axis=d, keepdims=True))

@@ -74,10 +74,11 @@ def _weights(w: Window, o: int) -> Dict[int, float]:
         taps: Dict[int, float] = {}
         if w.kind == "conv":
             start = o * w.stride - w.pad
+            lo, size = w.wrap or (0, w.in_size)
             for j in range(w.k):
                 t = start + j * w.dilation
-                if not 0 <= t < w.in_size:
-                    t = _padded_source(t, w.in_size, w.padding_mode)
+                if not lo <= t < lo + size:
+                    t = _padded_source(t, w.in_size, w.padding_mode, w.wrap)
                 if t is not None:
                     taps[t] = taps.get(t, 0.0) + 1.0 / w.k
         else:
@@ -123,9 +124,9 @@ def erf(a: Analysis, at: Sequence[int], target: int):
     backpropagation over every path; an array over the input's spatial dims."""
     import numpy as np
     rows = a.layers
-    if any(s > MAX_ERF for r in rows[:target + 1] for s in r.output_shape[2:]):
+    if any(s > MAX_ERF for r in rows[:target + 1] for s in r.spatial_sizes):
         raise ShapeError(f"--erf computes inputs of at most {MAX_ERF} positions per dim")
-    start = np.zeros(rows[target].output_shape[2:])
+    start = np.zeros(rows[target].spatial_sizes)
     start[tuple(at)] = 1.0
     grads = {target: start}
     for pos in range(target, -1, -1):
@@ -137,6 +138,8 @@ def erf(a: Analysis, at: Sequence[int], target: int):
                 r = rows[pos]
                 raise ShapeError(f"layer {r.index} ({r.spec}) mixes every position; pick an "
                                  f"earlier layer with --layer")
+            if any(w.stride == 0 for w in windows):
+                continue  # a broadcast gate: the local paths carry the positions
             h = g
             for axis, w in enumerate(windows or ()):
                 h = np.moveaxis(np.tensordot(h, _matrix(np, w), axes=([axis], [0])), -1, axis)
@@ -216,7 +219,10 @@ COLORS = {"conv": "#4e79a7", "sepconv": "#4e79a7", "tconv": "#f28e2b", "up": "#e
           "maxpool": "#76b7b2", "avgpool": "#76b7b2", "aavgpool": "#76b7b2",
           "amaxpool": "#76b7b2", "gap": "#76b7b2", "linear": "#59a14f", "bn": "#bab0ac",
           "act": "#d4d4d4", "dropout": "#d4d4d4", "flatten": "#d4d4d4", "add": "#edc948",
-          "concat": "#edc948", "crop": "#edc948", "save": "#ffffff", "from": "#ffffff"}
+          "concat": "#edc948", "crop": "#edc948", "save": "#ffffff", "from": "#ffffff",
+          "mul": "#edc948", "ln": "#bab0ac", "ln2d": "#bab0ac", "gn": "#bab0ac",
+          "instnorm": "#bab0ac", "pixelshuffle": "#e15759", "pixelunshuffle": "#76b7b2",
+          "pad": "#9c755f"}
 
 
 def svg(a: Analysis) -> str:
@@ -227,8 +233,8 @@ def svg(a: Analysis) -> str:
     xs, boxes = [], []
     x = 20
     for r in rows:
-        spatial = max(r.output_shape[2:], default=1)
-        ch = r.output_shape[1] if len(r.output_shape) > 1 else 1
+        spatial = max(r.spatial_sizes, default=1)
+        ch = r.output_shape[1] if len(r.output_shape) > 1 and not r.axes else 1
         h = 16 + 18 * math.log2(spatial + 1)
         w = 8 + 4 * math.log2(ch + 1) if r.kind not in ("save", "from") else 6
         xs.append(x)

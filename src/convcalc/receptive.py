@@ -71,14 +71,16 @@ def _conv_taps(w: Window, o: int, clip: bool) -> Interval:
     return (ts[0], ts[-1]) if isinstance(ts, range) else (min(ts), max(ts))
 
 
-def _padded_source(t: int, n: int, mode: str) -> Optional[int]:
-    """The real position a padding position copies (F.pad's modes), None for zeros."""
+def _padded_source(t: int, n: int, mode: str, wrap=None) -> Optional[int]:
+    """The real position a padding position copies (F.pad's modes), None for zeros.
+    ``wrap`` (first, size): circular F.pad wraps within what its crops leave."""
     if mode == "reflect":
         return -t if t < 0 else 2 * (n - 1) - t
     if mode == "replicate":
         return 0 if t < 0 else n - 1
     if mode == "circular":
-        return t % n
+        first, size = wrap or (0, n)
+        return first + (t - first) % size
     return None
 
 
@@ -88,14 +90,15 @@ def conv_tap_set(w: Window, o: int):
     if w.padding_mode != "zeros" and w.k > MAX_REGION_POSITIONS:
         raise ShapeError(f"a {w.k:,}-tap window with {w.padding_mode} padding: too many "
                          f"positions to enumerate")
-    j0 = max(0, -(-(-start) // d))
-    j1 = min(w.k - 1, (n - 1 - start) // d)
+    lo, hi = (w.wrap[0], w.wrap[0] + w.wrap[1] - 1) if w.wrap else (0, n - 1)
+    j0 = max(0, -(-(lo - start) // d))
+    j1 = min(w.k - 1, (hi - start) // d)
     inside = range(start + j0 * d, start + j1 * d + 1, d) if j0 <= j1 else range(0)
     if w.padding_mode == "zeros":
         return inside
     outside = [start + j * d for j in range(0, min(j0, w.k))] + \
               [start + j * d for j in range(max(j1 + 1, 0), w.k)]
-    return set(inside) | {_padded_source(t, n, w.padding_mode) for t in outside}
+    return set(inside) | {_padded_source(t, n, w.padding_mode, w.wrap) for t in outside}
 
 
 def _tconv_taps(w: Window, o: int, clip: bool) -> Interval:
@@ -319,6 +322,8 @@ class PathState(NamedTuple):
 
     dims: Optional[Tuple[_DimMap, ...]]
     note: Optional[str] = None
+    # where positions were mixed (dims None, note None): (the first layer to mix, how)
+    mixed: Optional[Tuple[str, str]] = None
 
     @classmethod
     def start(cls, n_spatial: int) -> "PathState":
@@ -326,7 +331,7 @@ class PathState(NamedTuple):
 
     def then(self, windows: Optional[Sequence[Window]]) -> "PathState":
         if self.dims is None or windows is None:
-            return self if self.note else PathState(None)
+            return self if (self.note or self.mixed or self.dims is None) else PathState(None)
         if not windows:
             return self
         return PathState(tuple(m.then(w) for m, w in zip(self.dims, windows)))
@@ -340,7 +345,7 @@ class PathState(NamedTuple):
             if st.note:
                 return st
         if any(st.dims is None for st in states):
-            return PathState(None)
+            return PathState(None)  # the caller says where
         dims = []
         for d, maps in enumerate(zip(*(st.dims for st in states))):
             strides = sorted({m.stride for m in maps})
@@ -487,27 +492,45 @@ def forward(products: List[Product], windows: Sequence[Window]) -> List[Product]
                             for positions, w in zip(prod, windows)) for prod in products])
 
 
-def region_sets(rows, target: int, at: Sequence[int], clip: bool) -> List[Product]:
+def region_sets(rows, target: int, at: Sequence[int], clip: bool, input_sizes=(),
+                local: bool = False) -> List[Product]:
     """The input positions output ``at`` of row ``target`` depends on, exactly,
     as a union of products of per-dim sets (empty: it reads only padding).
 
     ``rows`` have ``inputs``: (row position or −1 for the network input,
     windows) pairs.  The exact sets are carried backwards through every path
     (a box would take in positions in the holes a dilation or a stride
-    leaves, and those may read inputs the true set does not).
+    leaves, and those may read inputs the true set does not).  A row that
+    mixes positions (windows None: every position; ``mixes``: a norm's
+    statistics along some dims) reads its input whole there.  With ``local``
+    only the paths that keep positions are followed (SPEC §3b): a norm reads
+    its own position, a broadcast gate and a pooled tensor nothing.
     """
+    def sizes(src):
+        return tuple(input_sizes) if src < 0 else rows[src].spatial_sizes
+
     pending = {target: [tuple(frozenset([u]) for u in at)]}
     for pos in range(target, -1, -1):
         products = pending.pop(pos, None)
         if not products:
             continue
-        for src, windows in rows[pos].inputs:
+        row = rows[pos]
+        for src, windows in row.inputs:
+            if local and (windows is None or any(w.stride == 0 for w in windows)):
+                continue
             if windows is None:
-                r = rows[pos]
-                raise ShapeError(f"layer {r.index} ({r.spec}) mixes every position, so no "
-                                 f"output position after it has a region; pick an earlier "
-                                 f"layer with --layer")
-            reached = backward(products, windows, clip)
+                whole = sizes(src)
+                if not whole:
+                    raise ShapeError(f"layer {row.index} ({row.spec}) mixes every position of "
+                                     f"an input without spatial dims; pick an earlier layer "
+                                     f"with --layer")
+                reached = [tuple(range(n) for n in whole)]
+            else:
+                reached = backward(products, windows, clip)
+                if row.mixes and not local:
+                    whole = sizes(src)
+                    reached = [tuple(range(whole[d]) if d in row.mixes else s
+                                     for d, s in enumerate(p)) for p in reached]
             pending[src] = _simplify(pending.get(src, []) + reached)
     return pending.get(-1, [])
 

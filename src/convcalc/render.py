@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .analysis import MIB, Analysis, Region, Row
+from .analysis import MIB, Analysis, Region, Row, last_field_row
 from .layers import DIM_NAMES, fmt_shape
 from .receptive import ReceptiveField
 
@@ -41,12 +41,18 @@ def fmt_padding(pairs, collapse: bool = True) -> str:
     return texts[0] if collapse and len(set(texts)) == 1 else "x".join(texts)
 
 
-def fmt_rf(rf: Optional[ReceptiveField], note: Optional[str] = None) -> str:
+def fmt_rf(rf: Optional[ReceptiveField], note: Optional[str] = None,
+           local: Optional[ReceptiveField] = None) -> str:
     if rf is None:
         if note:
             return "misaligned" if "aligned" in note else "strides differ"
-        return "global"
+        return "global" if local is None else f"global; local {fmt_rf(local)}"
     return f"{fmt_dims(rf.size)} / {fmt_dims(rf.stride, fmt_fraction)}"
+
+
+def row_rf(r) -> str:
+    """A row's (or an analysis') receptive-field cell: exact, or global with the local field."""
+    return fmt_rf(r.receptive_field, r.receptive_note, r.local_receptive_field)
 
 
 def si(n: int) -> str:
@@ -91,7 +97,7 @@ def _notes(a: Analysis) -> List[Tuple[str, Sequence[str]]]:
 
 def shape_report(a: Analysis) -> Report:
     rows = [[str(r.index), layer_label(r), fmt_shape(r.output_shape), fmt_padding(r.padding),
-             fmt_rf(r.receptive_field, r.receptive_note), f"{r.params:,}", si(r.macs),
+             row_rf(r), f"{r.params:,}", si(r.macs),
              human_bytes(r.activation_bytes)] for r in a.layers]
     t, m = a.totals, a.memory
     summary = [
@@ -115,18 +121,27 @@ def _network_rf(a: Analysis) -> str:
         return f"{fmt_rf(a.receptive_field)} (size / effective stride)"
     if a.receptive_note:
         return f"none: {a.receptive_note} (rf --at gives any position's exact region)"
-    last = next((r for r in reversed(a.layers) if r.receptive_field is not None), None)
+    last = last_field_row(a)
+    mixed = f"global from {a.mixed_by}" if a.mixed_by else "global"
+    if a.local_receptive_field is not None:
+        return (f"{mixed}; local {fmt_rf(a.local_receptive_field)} (size / effective stride, "
+                f"through the paths that keep positions)")
     if last is None:
-        return "global"
-    return (f"global; last before mixing: {fmt_rf(last.receptive_field)} at layer {last.index} "
-            f"({layer_label(last)})")
+        return mixed
+    what = "last before mixing" if last.receptive_field else "last local field"
+    return (f"{mixed}; {what}: {fmt_rf(last.receptive_field or last.local_receptive_field)} "
+            f"at layer {last.index} ({layer_label(last)})")
 
 
 def rf_report(a: Analysis) -> Report:
     rows = []
     for r in a.layers:
         rf = r.receptive_field
-        cells = [fmt_rf(None, r.receptive_note), "", "", "", ""] if rf is None else [
+        if rf is None and r.local_receptive_field is not None:
+            rf, label = r.local_receptive_field, "local "
+        else:
+            label = ""
+        cells = [fmt_rf(None, r.receptive_note), "", "", "", ""] if rf is None else [label +
             fmt_dims(rf.size), fmt_dims(rf.stride, fmt_fraction),
             fmt_dims(rf.padding, fmt_fraction), fmt_dims(rf.start, fmt_fraction),
             fmt_dims(rf.center, fmt_fraction)]
@@ -150,11 +165,20 @@ def region_lines(a: Analysis, reg: Region) -> List[str]:
     head = (f"Output position {','.join(map(str, reg.at))} of layer {reg.index} "
             f"({layer_label(row)}, {fmt_shape(row.output_shape)}) depends on input "
             f"{fmt_shape(a.input_shape)}:")
-    if reg.region is None:
-        return [head, "  no input position: it reads only padding"
-                + (f" (unclipped {_ranges(reg.unclipped, names)})" if reg.unclipped else "")]
-    lines = [head]
-    for name, (lo, hi), un in zip(names, reg.region, reg.unclipped or [None] * len(names)):
+    lines = [head] + _region_box(reg.region, reg.unclipped, names)
+    if reg.mixed_by:
+        lines += [f"  (every position: positions are mixed at {reg.mixed_by})",
+                  "Through the paths that keep positions (the local region):"]
+        lines += _region_box(reg.local_region, reg.local_unclipped, names)
+    return lines
+
+
+def _region_box(region, unclipped, names) -> List[str]:
+    if region is None:
+        return ["  no input position: it reads only padding"
+                + (f" (unclipped {_ranges(unclipped, names)})" if unclipped else "")]
+    lines = []
+    for name, (lo, hi), un in zip(names, region, unclipped or [None] * len(names)):
         extra = "" if un is None or tuple(un) == (lo, hi) else f"   (unclipped {un[0]}..{un[1]})"
         count = hi - lo + 1
         lines.append(f"  {name}: {lo}..{hi}  ({count} position{'' if count == 1 else 's'}){extra}")

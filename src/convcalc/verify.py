@@ -25,13 +25,18 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 from . import receptive
-from .analysis import Analysis, Row
+from .analysis import Analysis, Row, _keeps_local, _standard
 from .errors import ShapeError
 from .language import parse_token
 from .layers import Layer, build
 
 DEFAULT_MAX_MEMORY = 2 * 1024 ** 3
-GRAPH_KINDS = ("save", "from", "add", "concat", "crop")
+GRAPH_KINDS = ("save", "from", "add", "mul", "concat", "crop")
+# layers that never move a position (the mask passes them unchanged)
+POSITIONWISE = ("bn", "act", "dropout", "flatten", "linear", "ln", "ln2d", "gn", "instnorm",
+                "permute", "layerscale", "droppath", "dropout1d", "dropout2d", "dropout3d",
+                "alphadropout", "featurealphadropout", "shuffle", "chunk", "softmax",
+                "logsoftmax", "save", "from", "add", "mul", "concat")
 
 
 def _crop(x, windows):
@@ -51,6 +56,7 @@ class Verification:
     layers: int = 0  # rows run
     tensors: int = 0  # parameter tensors built
     impulses: int = 0  # impulse positions traced
+    dependencies: int = 0  # statistics layers whose dependency claim was checked on the op
     rf_layers: int = 0  # rows whose impulse response was compared
     failures: List[str] = field(default_factory=list)
 
@@ -90,6 +96,8 @@ def peak_bytes(a: Analysis) -> int:
             elems += C * math.prod(w.k for w in r.windows) * N * math.prod(r.output_shape[2:])
             if r.kind == "tconv":
                 elems += math.prod(r.input_shape) * math.prod(w.stride for w in r.windows)
+        elif r.kind in STATISTICS:  # the dependency check runs twice more in float64
+            elems += 7 * math.prod(r.output_shape)
         elif r.kind != "flatten":
             elems += 2 * math.prod(r.output_shape)  # gathers and temporaries
         peak = max(peak, elems)
@@ -124,6 +132,8 @@ class _Runner:
             return self.join(row, xs), []
         x = xs[0]
         n = x.ndim - 2
+        if kind in NEW_RUNNERS:
+            return NEW_RUNNERS[kind](self, row, layer, xs)
         if kind in ("conv", "sepconv"):
             ks, ss, ds, pairs = layer.geometry(row.input_shape)
             C = x.shape[1]
@@ -132,7 +142,7 @@ class _Runner:
                     (self.weights(sp["out"]) if sp["bias"] else None)
                 return ops.conv(x, w, b), [t for t in (w, b) if t is not None]
             if kind == "sepconv":
-                out, groups, bias = C * sp["mult"], C, False
+                out, groups, bias = C * sp["mult"], C, sp["dbias"]
             else:
                 out, groups, bias = sp["out"], sp["g"], sp["bias"]
             w = self.weights(out, C // groups, *ks)
@@ -140,6 +150,7 @@ class _Runner:
             y = ops.conv(x, w, b, ss, pairs, ds, groups, sp["pm"])
             return y, [t for t in (w, b) if t is not None]
         if kind == "tconv":
+            layer = layer.bind(lambda _: row.output_shape)
             ks, ss, ds, pairs, opad, _, _ = layer.geometry(row.input_shape)
             w = self.weights(x.shape[1], sp["out"] // sp["g"], *ks)
             b = self.weights(sp["out"]) if sp["bias"] else None
@@ -164,12 +175,6 @@ class _Runner:
             return ops.adaptive_avg_pool(x, tuple(row.output_shape[2:])), []
         if kind == "amaxpool":
             return ops.adaptive_max_pool(x, tuple(row.output_shape[2:])), []
-        if kind == "bn":
-            C = x.shape[1]
-            w, b = (self.weights(C), self.weights(C)) if sp["affine"] else (None, None)
-            mean, var = np.zeros(C, np.float32), np.ones(C, np.float32)
-            y = ops.batch_norm(x, mean, var, w, b, False, sp["momentum"], sp["eps"])
-            return y, [t for t in (w, b) if t is not None]
         if kind == "act":
             return getattr(ops, sp["name"])(x), []
         if kind == "dropout":
@@ -183,28 +188,42 @@ class _Runner:
         raise ValueError(f"no runner for {kind}")  # pragma: no cover
 
     def join(self, row: Row, xs):
-        """Graph rows: name, continue, add, concatenate (cropping), crop."""
+        """Graph rows: name, continue, add and multiply (broadcasting),
+        concatenate (cropping), crop."""
+        if row.kind in ("add", "mul"):
+            out = xs[0]
+            for x in xs[1:]:
+                out = out + x if row.kind == "add" else out * x
+            return out
         parts = [_crop(x, w) for x, (_, w) in zip(xs, row.inputs)]
-        if row.kind == "add":
-            return sum(parts[1:], parts[0])
         if row.kind == "concat":
             return self.np.concatenate(parts, axis=1)
         return parts[0]
 
     def impulse(self, row: Row, layer: Layer, ms):
-        """The same layer on one-channel nonnegative masks, every weight 1."""
+        """The same layer on one-channel nonnegative masks, every weight 1.
+        ``ms`` holds the masks of the inputs that keep positions (None for the
+        others: a broadcast gate, a globally pooled tensor)."""
         ops, np = self.ops, self.np
         sp, kind = layer.spec, row.kind
         if kind in GRAPH_KINDS:  # channels of a concat share positions: add the masks
-            parts = [_crop(m, w) for m, (_, w) in zip(ms, row.inputs)]
+            parts = [_crop(m, w) for m, (_, w) in zip(ms, row.inputs) if m is not None]
             return sum(parts[1:], parts[0])
         m = ms[0]
+        if kind == "pixelshuffle":
+            r = sp["r"]
+            return ops.pixel_shuffle(np.repeat(m, r * r, axis=1), r)
+        if kind == "pixelunshuffle":
+            return ops.pixel_unshuffle(m, sp["r"]).sum(axis=1, keepdims=True)
+        if kind == "pad":
+            return ops.pad(m, _fpad(row.padding), _PAD_MODE[sp["mode"]])
         if kind in ("conv", "sepconv"):
             if row.part == "pointwise":
                 return m
             ks, ss, ds, pairs = layer.geometry(row.input_shape)
             return ops.conv(m, np.ones((1, 1, *ks)), None, ss, pairs, ds, 1, sp["pm"])
         if kind == "tconv":
+            layer = layer.bind(lambda _: row.output_shape)
             ks, ss, ds, pairs, opad, _, _ = layer.geometry(row.input_shape)
             return ops.conv_transpose(m, np.ones((1, 1, *ks)), None, ss, pairs, opad, 1, ds)
         if kind in ("maxpool", "avgpool", "up", "aavgpool", "amaxpool"):
@@ -213,6 +232,167 @@ class _Runner:
             # which no input reaches; bicubic weights can be negative
             return np.where(np.isfinite(y), np.abs(y), 0.0)
         return m  # position-wise layers
+
+
+# ---------------------------------------------------------------------------
+# the kinds of SPEC §3b
+# ---------------------------------------------------------------------------
+
+_PAD_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "replicate",
+             "circular": "circular"}
+
+
+def _fpad(pairs) -> List[int]:
+    """(before, after) per spatial dim, in F.pad's order: the last dim first."""
+    return [v for b, a in reversed(pairs) for v in (b, a)]
+
+
+def _statistic(fn):
+    """A runner for a layer whose outputs read statistics over some dims: it
+    keeps the op (same weights) so the dependency check can run it again."""
+    def run(self, row, layer, xs):
+        op, tensors = fn(self, layer.spec, xs[0])
+        self.last_op = op
+        return op(xs[0]), tensors
+    return run
+
+
+def _affine(self, shape, on: bool):
+    return (self.weights(*shape), self.weights(*shape)) if on else (None, None)
+
+
+@_statistic
+def _run_ln(self, sp, x):
+    norm = x.shape[x.ndim - sp["dims"]:]
+    w, b = _affine(self, norm, sp["affine"])
+    if not sp["bias"]:
+        b = None
+    return (lambda v: self.ops.layer_norm(v, norm, w, b, sp["eps"])), [t for t in (w, b)
+                                                                       if t is not None]
+
+
+@_statistic
+def _run_ln2d(self, sp, x):
+    np = self.np
+    w, b = _affine(self, (x.shape[1],), sp["affine"])
+
+    def op(v):
+        last = np.moveaxis(v, 1, -1)
+        return np.moveaxis(self.ops.layer_norm(last, (v.shape[1],), w, b, sp["eps"]), -1, 1)
+    return op, [t for t in (w, b) if t is not None]
+
+
+@_statistic
+def _run_gn(self, sp, x):
+    w, b = _affine(self, (x.shape[1],), sp["affine"])
+    return (lambda v: self.ops.group_norm(v, sp["g"], w, b, sp["eps"])), \
+        [t for t in (w, b) if t is not None]
+
+
+@_statistic
+def _run_instnorm(self, sp, x):
+    np = self.np
+    C = x.shape[1]
+    w, b = _affine(self, (C,), sp["affine"])
+    mean, var = (np.zeros(C, np.float32), np.ones(C, np.float32)) if sp["track"] else (None, None)
+    op = (lambda v: self.ops.instance_norm(v, mean, var, w, b, not sp["track"], sp["momentum"],
+                                           sp["eps"]))
+    return op, [t for t in (w, b) if t is not None]
+
+
+@_statistic
+def _run_softmax(self, sp, x):
+    f = self.ops.softmax if sp.kind == "softmax" else self.ops.log_softmax
+    return (lambda v: f(v, sp["dim"])), []
+
+
+@_statistic
+def _run_bn(self, sp, x):
+    np = self.np
+    C = x.shape[1]
+    w, b = _affine(self, (C,), sp["affine"])
+    mean, var = np.zeros(C, np.float32), np.ones(C, np.float32)
+    return (lambda v: self.ops.batch_norm(v, mean, var, w, b, False, sp["momentum"], sp["eps"])), \
+        [t for t in (w, b) if t is not None]
+
+
+def _run_layerscale(self, row, layer, xs):
+    x = xs[0]
+    gamma = self.weights(x.shape[1], *(1,) * (x.ndim - 2))
+    return x * gamma, [gamma]
+
+
+def _run_chunk(self, row, layer, xs):
+    x = xs[0]
+    sizes = layer.sizes(x.shape[1])
+    i = layer.spec["i"] % len(sizes)
+    start = sum(sizes[:i])
+    return x[:, start:start + sizes[i]], []
+
+
+NEW_RUNNERS = {
+    "ln": _run_ln, "ln2d": _run_ln2d, "gn": _run_gn, "instnorm": _run_instnorm,
+    "softmax": _run_softmax, "logsoftmax": _run_softmax, "bn": _run_bn,
+    "layerscale": _run_layerscale, "chunk": _run_chunk,
+    "permute": lambda self, row, layer, xs: (self.np.transpose(xs[0], row_permutation(layer, xs[0])),
+                                             []),
+    "shuffle": lambda self, row, layer, xs: (self.ops.channel_shuffle(xs[0], layer.spec["g"]), []),
+    "pixelshuffle": lambda self, row, layer, xs: (self.ops.pixel_shuffle(xs[0], layer.spec["r"]),
+                                                  []),
+    "pixelunshuffle": lambda self, row, layer, xs: (
+        self.ops.pixel_unshuffle(xs[0], layer.spec["r"]), []),
+    "pad": lambda self, row, layer, xs: (
+        self.ops.pad(xs[0], _fpad(row.padding), _PAD_MODE[layer.spec["mode"]],
+                     layer.spec["value"] if layer.spec["mode"] == "zeros" else None), []),
+    **{k: (lambda self, row, layer, xs: (xs[0], []))
+       for k in ("droppath", "dropout1d", "dropout2d", "dropout3d", "alphadropout",
+                 "featurealphadropout")},
+}
+STATISTICS = ("bn", "ln", "ln2d", "gn", "instnorm", "softmax", "logsoftmax")
+
+
+def row_permutation(layer: Layer, x) -> Tuple[int, ...]:
+    return tuple(d % x.ndim for d in layer.spec["dims"])
+
+
+def _dependency(np, runner: "_Runner", result: "Verification", row: Row, x, y,
+                in_axes: Tuple) -> bool:
+    """Prove a statistics layer's dependency claim on the real op: change the
+    input at one position (every channel) and see which outputs move (float64,
+    so a change in a mean over many positions still shows).  A mixing layer
+    must move every position along the dims it mixes; the others, only the
+    changed position.  False when the layer could not be checked."""
+    spatial = [(j, a) for j, a in enumerate(in_axes) if isinstance(a, int)]
+    if not spatial:
+        return False
+    # one memory layout for both runs: NumPy's sums round differently per layout
+    x64 = np.ascontiguousarray(x, dtype=np.float64)
+    center = {j: x.shape[j] // 2 for j, _ in spatial}
+    idx = tuple(center.get(j, slice(None)) for j in range(x.ndim))
+    bumped = x64.copy()
+    # a different change per channel: norms and softmax ignore a uniform shift
+    bumped[idx] += 1.0 + np.arange(bumped[idx].size).reshape(bumped[idx].shape)
+    op = runner.last_op
+    moved = op(bumped) != op(x64)
+    if not moved.any():  # a normalized group of one value: the output is a constant
+        return False
+    other = tuple(j for j in range(x.ndim) if j not in center)
+    got = moved.any(axis=other)  # over the spatial dims, in layout order
+    order = [a for _, a in spatial]
+    got = np.transpose(got, np.argsort(order))
+    want = np.ones(got.shape, dtype=bool)
+    for d in range(got.ndim):
+        if d not in row.mixes:
+            sel = np.zeros(got.shape[d], dtype=bool)
+            sel[center[spatial[order.index(d)][0]]] = True
+            want &= sel.reshape([-1 if k == d else 1 for k in range(got.ndim)])
+    if not np.array_equal(got, want):
+        claim = "every position along the dims it mixes" if row.mixes else "only that position"
+        result.fail("receptive_field", row,
+                    f"changing input position {','.join(str(center[j]) for j, _ in spatial)} "
+                    f"moved {int(got.sum()):,} output positions; the analysis claims {claim} "
+                    f"({int(want.sum()):,})")
+    return True
 
 
 # ---------------------------------------------------------------------------
@@ -244,6 +424,7 @@ def verify(a: Analysis, seed: int = 0, max_memory: int = DEFAULT_MAX_MEMORY) -> 
     last_use = {src: pos for pos, row in enumerate(a.layers) for src, _ in row.inputs}
 
     values = {-1: runner.rng.standard_normal(a.input_shape).astype(np.float32)}
+    axes = {-1: _standard(len(a.input_shape))}
     starts = impulse_positions(a.input_shape) if len(a.input_shape) > 2 else []
     masks, predicted = [], []
     for p in starts:
@@ -258,7 +439,8 @@ def verify(a: Analysis, seed: int = 0, max_memory: int = DEFAULT_MAX_MEMORY) -> 
         if key not in layers:
             layers[key] = build(parse_token(row.spec, row.index))
         layer = layers[key]
-        y, tensors = runner.run(row, layer, [values[src] for src, _ in row.inputs])
+        xs = [values[src] for src, _ in row.inputs]
+        y, tensors = runner.run(row, layer, xs)
         result.layers += 1
         result.tensors += len(tensors)
         if tuple(y.shape) != tuple(row.output_shape):
@@ -270,17 +452,27 @@ def verify(a: Analysis, seed: int = 0, max_memory: int = DEFAULT_MAX_MEMORY) -> 
             result.fail("params", row, f"analysis says {row.params:,} params, the op's tensors "
                                        f"hold {count:,}")
         values[pos] = y
-        mixed = any(w is None for _, w in row.inputs)
+        in_axes = axes[row.inputs[0][0]]
+        if row.kind in STATISTICS and len(row.input_shape) > 2:
+            result.dependencies += _dependency(np, runner, result, row, xs[0], y, in_axes)
+        axes[pos] = row.axes or _standard(y.ndim)
+        # the masks follow the local field: the inputs that keep positions, a
+        # norm's own position (its statistics are checked above)
+        keep = [src if _keeps_local(w) else None for src, w in row.inputs]
+        windowed = row.kind not in POSITIONWISE
         traced = False
         for j in range(len(starts)):
-            ins = [masks[j].get(src) for src, _ in row.inputs]
-            if mixed or any(m is None for m in ins):
-                continue  # positions are mixed from here on: nothing left to compare
+            ins = [masks[j].get(src) if src is not None else None for src in keep]
+            if all(m is None for m in ins) or (windowed and in_axes != _standard(len(in_axes))) \
+                    or any(w is None for _, w in row.inputs):
+                continue  # no position-keeping path from here on: nothing left to compare
+            if ins[0] is None and row.kind not in GRAPH_KINDS:
+                continue
             m = runner.impulse(row, layer, ins)
             top = m.max() if m.size else 0
             masks[j][pos] = m / top if top > 0 else m  # finite numbers; zeros stay zeros
             predicted[j][pos] = receptive._simplify([
-                prod for (src, w) in row.inputs
+                prod for (src, w), m_in in zip(row.inputs, ins) if m_in is not None
                 for prod in receptive.forward(predicted[j][src], w)])
             _compare_impulse(np, result, row, starts[j], masks[j][pos], predicted[j][pos])
             traced = True
