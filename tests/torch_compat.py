@@ -1,0 +1,34 @@
+"""Test helper: import torchvision without its compiled ``_C`` extension.
+
+The torchvision wheel the tests pin is a CUDA build whose ``_C`` cannot load
+on a CPU-only torch; importing it then fails registering fake kernels for
+ops whose schemas ``_C`` would have defined.  Defining those schemas first
+is enough for ``torchvision.models`` (no detection op is ever run).  This
+lives with the tests only: the product never imports torchvision.
+"""
+from __future__ import annotations
+
+_LIB = None  # the Library must stay referenced, or its definitions go away
+
+
+def torchvision_or_skip():
+    """``torchvision``, or skip the calling test when it is not installed."""
+    import pytest
+    global _LIB
+    torch = pytest.importorskip("torch")
+    try:
+        import torchvision  # noqa: F401  (a CPU build, or a second call)
+        return torchvision
+    except ImportError:
+        pytest.skip("torchvision is not installed")
+    except RuntimeError:
+        pass
+    if _LIB is None:
+        _LIB = torch.library.Library("torchvision", "DEF")
+        for op in ("nms", "qnms"):
+            _LIB.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+    import sys
+    for mod in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
+        del sys.modules[mod]  # a half-initialised first attempt
+    import torchvision
+    return torchvision
