@@ -3,10 +3,16 @@
 ``tests/golden/torch_corpus.json`` is written by ``tests/make_torch_corpus.py``
 from PyTorch 2.13 (it never imports convcalc).  Each case is an input shape, a
 list of convcalc tokens, and either the per-layer records torch produced
-(output shape, parameter count, FLOPs from ``torch.utils.flop_counter``) or
-the 1-based index of the token torch rejected.  The corpus test needs no
-torch; the live test (hypothesis) runs only where torch is importable and
-draws fresh cases with the generator's own functions.
+(output shape, parameter count, buffer count, FLOPs from
+``torch.utils.flop_counter``) or the 1-based index of the token torch rejected
+(or that SPEC 3b rejects where torch would read the input differently: see the
+generator's docstring).  Cases 3600 on draw the modern vocabulary (SPEC 3b):
+graphs with broadcasting ``mul``/``add``, norms, permutes, pads, PyTorch class
+names, ...
+
+The corpus test needs no torch; the live test (hypothesis) runs only where
+torch is importable and draws fresh cases, old and new focus kinds, with the
+generator's own functions.
 
 Regenerate the corpus with ``python tests/make_torch_corpus.py``.
 """
@@ -15,6 +21,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import random
+import re
 from collections import Counter
 from functools import lru_cache
 from pathlib import Path
@@ -29,8 +36,56 @@ GENERATOR = HERE / "make_torch_corpus.py"
 
 KINDS = {"conv", "tconv", "up", "maxpool", "avgpool", "aavgpool", "amaxpool",
          "gap", "sepconv", "bn", "act", "dropout", "flatten", "linear"}
+# the modern vocabulary (SPEC 3b) and the graph tokens its cases use
+NEW_KINDS = {"mul", "add", "save", "from", "concat", "ln", "ln2d", "gn", "instnorm", "permute",
+             "layerscale", "droppath", "shuffle", "chunk", "pixelshuffle", "pixelunshuffle",
+             "pad", "softmax", "logsoftmax", "dropout1d", "dropout2d", "dropout3d",
+             "alphadropout", "featurealphadropout"}
 ALIASES = {"deconv": "tconv", "upsample": "up", "fc": "linear", "relu": "act",
-           "gelu": "act", "sigmoid": "act", "tanh": "act"}
+           "gelu": "act", "sigmoid": "act", "tanh": "act", "layernorm": "ln",
+           "groupnorm": "gn", "instancenorm": "instnorm", "stochastic_depth": "droppath",
+           "cat": "concat"}
+# PyTorch class names as kinds (looked up case-insensitively), as the generator draws them
+CLASS_KINDS = {f"{cls}{n}d".lower(): kind for n in (1, 2, 3) for cls, kind in (
+    ("Conv", "conv"), ("ConvTranspose", "tconv"), ("MaxPool", "maxpool"), ("AvgPool", "avgpool"),
+    ("AdaptiveAvgPool", "aavgpool"), ("AdaptiveMaxPool", "amaxpool"), ("BatchNorm", "bn"),
+    ("InstanceNorm", "instnorm"), ("ZeroPad", "pad"), ("ConstantPad", "pad"),
+    ("ReflectionPad", "pad"), ("ReplicationPad", "pad"), ("CircularPad", "pad"))}
+CLASS_KINDS.update({"upsamplingnearest2d": "up", "upsamplingbilinear2d": "up",
+                    "upsample": "up", "linear": "linear", "flatten": "flatten",
+                    "dropout": "dropout", "layernorm": "ln", "layernorm2d": "ln2d",
+                    "groupnorm": "gn", "softmax": "softmax", "logsoftmax": "logsoftmax",
+                    "channelshuffle": "shuffle", "stochasticdepth": "droppath",
+                    "permute": "permute", "pixelshuffle": "pixelshuffle",
+                    "pixelunshuffle": "pixelunshuffle", "alphadropout": "alphadropout",
+                    "featurealphadropout": "featurealphadropout"})
+CLASS_KINDS.update({n: "act" for n in (
+    "relu", "relu6", "gelu", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid", "leakyrelu",
+    "elu", "selu", "celu", "mish", "softplus", "hardtanh", "identity")})
+# the new kinds whose rejections the corpus must probe (at the rejecting token)
+NEW_REJECTING = {"mul", "add", "ln", "ln2d", "gn", "instnorm", "permute", "droppath", "shuffle",
+                 "chunk", "pixelshuffle", "pixelunshuffle", "pad", "softmax", "dropout1d",
+                 "linear", "sepconv", "tconv", "up"}
+# new keys and forms that accepted cases must use (token kind, regex on the token)
+NEW_FORMS = [("linear", r",in=\d+"), ("sepconv", r"\bdbias\b(?!=false)"),
+             ("tconv", r"size=[A-Za-z_]"), ("up", r"size=[A-Za-z_]"), ("up", r"size=input"),
+             ("ln", r"affine=false"), ("ln", r"bias=false"), ("ln", r"^(ln|layernorm):[2-9]"),
+             ("instnorm", r"\btrack\b(?!=false)"), ("instnorm", r"\baffine\b(?!=false)"),
+             ("pad", r"mode=reflect"), ("pad", r"mode=replicate"), ("pad", r"mode=circular"),
+             ("pad", r"value="), ("pad", r"[:x,]-\d|^pad:-"), ("pad", r"\d:-?\d"),
+             ("chunk", r"i=-\d"), ("droppath", r"mode=batch"), ("permute", r"[:,]-\d"),
+             ("mul", r"\+"), ("mul", r":input\b"), ("softmax", r"softmax:-\d"),
+             ("logsoftmax", r":\d"), ("gn", r"affine=false"), ("ln2d", r"affine=false")]
+
+
+def kind_of(token: str) -> str:
+    """The kind a corpus token names (aliases and PyTorch class names resolved)."""
+    name = token.split(":", 1)[0]
+    if name in ALIASES:
+        return ALIASES[name]
+    if name in KINDS or name in NEW_KINDS:
+        return name
+    return CLASS_KINDS.get(name.lower(), name)
 
 
 @lru_cache(maxsize=1)
@@ -83,6 +138,11 @@ def check_case(case):
             return ("/".join(what),
                     f"{label}\n      row {j}: convcalc shape {list(got[0])} params {got[1]} "
                     f"flops {got[2]}; torch shape {list(exp[0])} params {exp[1]} flops {exp[2]}")
+        # buffers (running stats): bn is exempt, SPEC 3 states 2C where torch also
+        # counts num_batches_tracked (2C + 1)
+        if "buffers" in w and row.kind != "bn" and int(row.buffers) != w["buffers"]:
+            return ("buffers", f"{label}\n      row {j} ({row.spec}): convcalc buffers "
+                               f"{row.buffers}; torch {w['buffers']}")
     if tuple(result.output_shape) != tuple(want[-1]["shape"]):
         return ("output_shape", f"{label}\n      result.output_shape {result.output_shape}, "
                                 f"torch {want[-1]['shape']}")
@@ -108,18 +168,47 @@ def _report(bad, total, what):
 
 def test_corpus_is_complete():
     cases = load_corpus()
-    assert len(cases) >= 3300
+    assert len(cases) >= 5300
     kinds = Counter()
     ranks = Counter()
     for c in cases:
         ranks[len(c["input"])] += 1
         for t in c["tokens"]:
-            name = t.split(":", 1)[0]
-            kinds[ALIASES.get(name, name)] += 1
+            kinds[kind_of(t)] += 1
     assert KINDS <= set(kinds), KINDS - set(kinds)
+    assert NEW_KINDS <= set(kinds), NEW_KINDS - set(kinds)
     assert {3, 4, 5} <= set(ranks)
     rejected = sum("rejected_at" in c for c in cases)
     assert 0.15 <= rejected / len(cases) <= 0.4
+
+
+def test_corpus_covers_the_new_vocabulary():
+    """Every new kind accepted somewhere and (where it can be) rejected; every new key used;
+    PyTorch class names, including rank-bound ones on the wrong rank."""
+    cases = load_corpus()
+    accepted, rejecting = Counter(), Counter()
+    classes, bad_rank = set(), 0
+    for c in cases:
+        upto = c.get("rejected_at", len(c["tokens"]) + 1) - 1
+        for t in c["tokens"][:upto]:
+            accepted[kind_of(t)] += 1
+            name = t.split(":", 1)[0]
+            if kind_of(t) == CLASS_KINDS.get(name.lower()) and name.lower() not in ALIASES \
+                    and name not in KINDS | NEW_KINDS:
+                classes.add(name.lower())
+        if "rejected_at" in c:
+            rejecting[kind_of(c["tokens"][upto])] += 1
+            bad_rank += "rank-bound" in c["error"]
+    for kind in NEW_KINDS:
+        assert accepted[kind] >= 5, (kind, accepted[kind])
+    for kind in NEW_REJECTING:
+        assert rejecting[kind] >= 2, (kind, rejecting[kind])
+    for kind, pattern in NEW_FORMS:
+        assert any(kind_of(t) == kind and re.search(pattern, t)
+                   for c in cases for t in c["tokens"][:c.get("rejected_at", 10 ** 6) - 1]), \
+            (kind, pattern)
+    assert len(classes) >= 40, sorted(classes)
+    assert bad_rank >= 20
 
 
 def test_corpus_conformance():
@@ -149,10 +238,10 @@ def test_live_torch_cases():
     from hypothesis import strategies as st
     gen = _load_generator()
 
-    @settings(max_examples=200, deadline=None, database=None,
+    @settings(max_examples=300, deadline=None, database=None,
               suppress_health_check=list(HealthCheck))
     @given(seed=st.integers(0, 2 ** 62),
-           focus=st.sampled_from(sorted(gen.FOCUS_WEIGHTS)),
+           focus=st.sampled_from(sorted(gen.FOCUS_WEIGHTS) + sorted(gen.NEW_FOCUS_WEIGHTS)),
            n_spatial=st.sampled_from([1, 2, 3]))
     def live(seed, focus, n_spatial):
         case = gen.make_case(random.Random(seed), focus=focus, n_spatial=n_spatial)
