@@ -403,10 +403,55 @@ def _per_dim(v, n):
     return tuple(v) * n if len(v) == 1 else tuple(v)
 
 
+@lru_cache(maxsize=1)
+def twins():
+    """The non-``torch.nn`` twins, as their sources write them (torchvision is not
+    a dependency): torchvision/models/convnext.py ``LayerNorm2d`` (an
+    ``nn.LayerNorm`` subclass whose forward permutes to channels-last, calls
+    ``F.layer_norm`` and permutes back; here for any rank), torchvision/ops/
+    stochastic_depth.py ``StochasticDepth`` (its input unchanged in eval), and
+    ConvNeXt's layer scale, ``gamma * x`` with gamma a C x 1 ... 1 parameter."""
+    nn, F = torch.nn, torch.nn.functional
+
+    class LayerNorm2d(nn.LayerNorm):
+        def forward(self, x):
+            r = x.dim()
+            x = x.permute(0, *range(2, r), 1)
+            x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+            return x.permute(0, r - 1, *range(1, r - 1))
+
+    class StochasticDepth(nn.Module):
+        def __init__(self, p, mode):
+            super().__init__()
+            self.p, self.mode = p, mode
+
+        def forward(self, x):
+            if not self.training or self.p == 0.0:
+                return x
+            size = [x.shape[0]] + [1] * (x.ndim - 1) if self.mode == "row" else [1] * x.ndim
+            noise = torch.empty(size, dtype=x.dtype).bernoulli_(1.0 - self.p)
+            return x * noise.div_(1.0 - self.p) if self.p < 1.0 else x * noise
+
+    class LayerScale(nn.Module):
+        def __init__(self, c, rank):
+            super().__init__()
+            self.gamma = nn.Parameter(torch.ones(c, *[1] * (rank - 2)))
+
+        def forward(self, x):
+            return self.gamma * x
+
+    return LayerNorm2d, StochasticDepth, LayerScale
+
+
+_NEEDS_SYMMETRIC = ("conv", "sepconv", "tconv", "maxpool", "avgpool")
+
+
 def build_model(analysis):
-    """A torch.nn model with one module per row, or None when a row needs
-    padding a module cannot express (asymmetric)."""
-    nn = torch.nn
+    """A torch.nn model with one module (or functional step) per row, or None
+    when a row needs padding a module cannot express (asymmetric).  After a
+    forward pass, ``model.shapes`` holds each row's output shape."""
+    nn, F = torch.nn, torch.nn.functional
+    LayerNorm2d, StochasticDepth, LayerScale = twins()
     conv = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
     tconv = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
     maxp = {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d}
@@ -414,6 +459,7 @@ def build_model(analysis):
     aavg = {1: nn.AdaptiveAvgPool1d, 2: nn.AdaptiveAvgPool2d, 3: nn.AdaptiveAvgPool3d}
     amax = {1: nn.AdaptiveMaxPool1d, 2: nn.AdaptiveMaxPool2d, 3: nn.AdaptiveMaxPool3d}
     bn = {2: nn.BatchNorm1d, 3: nn.BatchNorm1d, 4: nn.BatchNorm2d, 5: nn.BatchNorm3d}
+    inorm = {1: nn.InstanceNorm1d, 2: nn.InstanceNorm2d, 3: nn.InstanceNorm3d}
     acts = {"relu": nn.ReLU, "relu6": nn.ReLU6, "leaky_relu": nn.LeakyReLU, "elu": nn.ELU,
             "selu": nn.SELU, "celu": nn.CELU, "gelu": nn.GELU, "silu": nn.SiLU,
             "mish": nn.Mish, "hardswish": nn.Hardswish, "hardsigmoid": nn.Hardsigmoid,
@@ -421,6 +467,9 @@ def build_model(analysis):
             "softplus": nn.Softplus, "identity": nn.Identity}
     inplace_ok = {"relu", "relu6", "leaky_relu", "elu", "selu", "celu", "silu", "mish",
                   "hardswish", "hardsigmoid", "hardtanh"}
+    dropouts = {"dropout1d": nn.Dropout1d, "dropout2d": nn.Dropout2d,
+                "dropout3d": nn.Dropout3d, "alphadropout": nn.AlphaDropout,
+                "featurealphadropout": nn.FeatureAlphaDropout}
 
     mods = nn.ModuleList()
     plan = []
@@ -429,7 +478,7 @@ def build_model(analysis):
         k, n = row.kind, len(row.input_shape) - 2
         cin, cout = row.input_shape[1], row.output_shape[1]
         pad = None
-        if row.padding is not None:
+        if row.padding is not None and k in _NEEDS_SYMMETRIC:
             if any(b != a for b, a in row.padding):
                 return None
             pad = tuple(b for b, _ in row.padding)
@@ -439,7 +488,7 @@ def build_model(analysis):
                         _per_dim(sp["d"], n), sp["g"], sp["bias"], sp["pm"])
         elif k == "sepconv" and row.part == "depthwise":
             m = conv[n](cin, cout, _per_dim(sp["k"], n), _per_dim(sp["s"], n), pad,
-                        _per_dim(sp["d"], n), cin, False, sp["pm"])
+                        _per_dim(sp["d"], n), cin, bool(sp["dbias"]), sp["pm"])
         elif k == "sepconv":
             m = conv[n](cin, cout, 1, bias=sp["bias"])
         elif k == "tconv":
@@ -447,6 +496,8 @@ def build_model(analysis):
             op = tuple(o - ((i - 1) * s - 2 * p + d * (kk - 1) + 1) for i, o, s, p, d, kk in
                        zip(row.input_shape[2:], row.output_shape[2:], ss, pad, ds, ks))
             m = tconv[n](cin, cout, ks, ss, pad, op, sp["g"], sp["bias"], ds)
+        elif k == "up" and isinstance(sp["size"], str):
+            pass  # F.interpolate(x, size=NAME.shape[2:]): a function, below
         elif k == "up":
             size = scale = None
             if sp["size"] is not None:
@@ -480,9 +531,43 @@ def build_model(analysis):
             m = nn.Flatten(1)
         elif k == "linear":
             m = nn.Linear(row.input_shape[-1], row.output_shape[-1], bias=sp["bias"])
+        # the vocabulary of modern nets (SPEC §3b)
+        elif k == "ln":
+            m = nn.LayerNorm(row.input_shape[-sp["dims"]:], eps=sp["eps"],
+                             elementwise_affine=sp["affine"], bias=sp["bias"])
+        elif k == "ln2d":
+            m = LayerNorm2d(cin, eps=sp["eps"], elementwise_affine=sp["affine"])
+        elif k == "gn":
+            m = nn.GroupNorm(sp["g"], cin, eps=sp["eps"], affine=sp["affine"])
+        elif k == "instnorm":
+            m = inorm[n](cin, eps=sp["eps"], momentum=sp["momentum"], affine=sp["affine"],
+                         track_running_stats=sp["track"])
+        elif k == "layerscale":
+            m = LayerScale(cin, len(row.input_shape))
+        elif k == "droppath":
+            m = StochasticDepth(sp["p"], sp["mode"])
+        elif k == "shuffle":
+            m = nn.ChannelShuffle(sp["g"])
+        elif k == "pixelshuffle":
+            m = nn.PixelShuffle(sp["r"])
+        elif k == "pixelunshuffle":
+            m = nn.PixelUnshuffle(sp["r"])
+        elif k == "softmax":
+            m = nn.Softmax(sp["dim"])
+        elif k == "logsoftmax":
+            m = nn.LogSoftmax(sp["dim"])
+        elif k in dropouts:
+            m = dropouts[k](sp["p"])
         if m is not None:
             mods.append(m)
             plan.append(("module", len(mods) - 1))
+        elif k == "pad":
+            # F.pad takes the last dim first: (x before, x after, y before, y after, ...)
+            amounts = tuple(v for pair in reversed(row.padding) for v in pair)
+            mode = "constant" if sp["mode"] == "zeros" else sp["mode"]
+            plan.append(("pad", (amounts, mode, sp["value"] if mode == "constant" else None)))
+        elif k == "up":
+            plan.append(("interpolate", sp))
         else:
             plan.append((k, sp))
 
@@ -497,9 +582,12 @@ def build_model(analysis):
         def __init__(self):
             super().__init__()
             self.layers = mods
+            self.plan = plan  # one entry per row: ("module", index) or a functional step
+            self.shapes = []
 
         def forward(self, x):
             names = {"input": x}
+            self.shapes = []
             for what, arg in plan:
                 if what == "module":
                     x = self.layers[arg](x)
@@ -510,14 +598,28 @@ def build_model(analysis):
                 elif what == "add":
                     for nm in arg["names"]:
                         x = x + names[nm]
+                elif what == "mul":
+                    for nm in arg["names"]:
+                        x = x * names[nm]
                 elif what == "concat":
                     parts = [x] + [center_crop(names[nm], x.shape[2:]) if arg["crop"]
                                    else names[nm] for nm in arg["names"]]
                     x = torch.cat(parts, 1)
                 elif what == "crop":
                     x = center_crop(x, names[arg["name"]].shape[2:])
+                elif what == "permute":
+                    x = x.permute(*arg["dims"])
+                elif what == "chunk":
+                    x = x.chunk(arg["n"], dim=1)[arg["i"]]
+                elif what == "pad":
+                    amounts, mode, value = arg
+                    x = F.pad(x, amounts, mode=mode, value=value)
+                elif what == "interpolate":
+                    x = F.interpolate(x, size=names[arg["size"]].shape[2:], mode=arg["mode"],
+                                      align_corners=True if arg["align_corners"] else None)
                 else:
                     raise AssertionError(what)
+                self.shapes.append(tuple(x.shape))
             return x
 
     return Stack().eval()
@@ -563,13 +665,13 @@ def check_oracle(tool, tokens, shape):
     model = build_model(r)
     if model is None:
         return "skip"
-    want = sum(row_cost(row, tool).macs for row in r.layers)
+    want = sum(row_cost(row, tool, shape[0]).macs for row in r.layers)
     got = run_tool(tool, model, shape)
     # ptflops adds F.interpolate's float numel·scale^d and truncates the total once;
     # convcalc floors each row: allow that rounding per such row
     slack = sum(1 for row in r.layers if row.kind == "up") if tool == "ptflops" else 0
     if abs(got - want) > slack:
-        per_row = [(row.spec, row_cost(row, tool).macs) for row in r.layers]
+        per_row = [(row.spec, row_cost(row, tool, shape[0]).macs) for row in r.layers]
         return f"{tool} {got} vs convcalc {want}: -i {'x'.join(map(str, shape))} " \
                f"{' '.join(tokens)}\n  rows: {per_row}"
     return None

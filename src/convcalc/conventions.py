@@ -23,6 +23,15 @@ model of ``torch.nn`` modules, one module per convcalc row (graph joins
 written ``x + y``, ``torch.cat``, slicing); ``tests/test_conventions.py``
 holds those oracle runs.  A layer a tool has no rule for costs 0 under it.
 
+The twins of the SPEC §3b kinds, as the oracles build them: ``mul`` and
+``layerscale`` are the ``*`` operator (``x * y``, ``gamma * x``), ``permute``
+and ``chunk`` tensor methods, ``pad`` is ``F.pad`` (``nn.ZeroPad2d`` and friends
+count the same), ``up:size=NAME`` is ``F.interpolate(x, size=NAME.shape[2:])``
+(a function: module hooks never see it), ``ln2d`` is torchvision's
+``LayerNorm2d`` (an ``nn.LayerNorm`` subclass, which the tools that look up
+``type(module)`` do not recognise) and ``droppath`` torchvision's
+``StochasticDepth``; every other kind is its ``torch.nn`` module.
+
 This module is plain library code: no click, rich or numpy.
 """
 from __future__ import annotations
@@ -31,7 +40,7 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
-from typing import Iterable, Tuple
+from typing import Iterable, Optional, Tuple
 
 from .language import LayerSpec, parse_token
 
@@ -67,7 +76,7 @@ def _fmt(v) -> str:
 # torch: torch/utils/flop_counter.py (conv, conv transpose, mm/addmm/bmm only)
 # ---------------------------------------------------------------------------
 
-def _torch(row, sp) -> Tuple[int, str]:
+def _torch(row, sp, batch) -> Tuple[int, str]:
     k = row.kind
     if k in ("conv", "sepconv"):
         return row.macs, "conv: N·Cout·∏o·(Cin/g)·∏k, bias not counted"
@@ -93,9 +102,41 @@ def _torch(row, sp) -> Tuple[int, str]:
 #     flatten, cat, slice, view …) count 0 silently; every other op without a
 #     handle (max_pool*, avg_pool*, gelu, sigmoid, add, upsample_nearest1d/3d,
 #     bicubic, trilinear, linear1d, nearest-exact …) counts 0 with a warning.
+#   The norms (fvcore/nn/flop_count.py lines 37-39, aten::group_norm and
+#     aten::layer_norm: norm_flop_counter(2), aten::instance_norm:
+#     norm_flop_counter(1)); fvcore/nn/jit_handles.py norm_flop_jit (line 236):
+#     numel·(5 if the weight argument is a tensor else 4), in eval mode too.
+#     LayerNorm2d calls F.layer_norm: the same op.  ln with bias=false still
+#     has a weight: 5.
+#   Zero, with a warning (no handle): aten::mul (x * y, gamma * x),
+#     aten::add, aten::pad (every F.pad mode and nn.*Pad*d in torch 2.13),
+#     aten::channel_shuffle, aten::pixel_shuffle / pixel_unshuffle,
+#     aten::softmax, aten::log_softmax, aten::feature_dropout (Dropout1d/2d/3d),
+#     aten::alpha_dropout, aten::feature_alpha_dropout.  Zero, silently
+#     (_IGNORED_OPS, fvcore/nn/jit_analysis.py lines 28-87): aten::permute,
+#     aten::chunk, aten::view, aten::transpose, aten::contiguous,
+#     aten::constant_pad_nd.  StochasticDepth in eval returns its input: no op.
 # ---------------------------------------------------------------------------
 
-def _fvcore(row, sp) -> Tuple[int, str]:
+# kinds that are the identity at inference or only move data: no tool counts them
+# (fvcore's reason for each)
+_DATA_ONLY = {
+    "permute": "permute: aten::permute is ignored, 0",
+    "chunk": "chunk: aten::chunk is ignored, 0",
+    "shuffle": "shuffle: view/transpose are ignored, aten::channel_shuffle has no handle, 0",
+    "pixelshuffle": "pixelshuffle: aten::pixel_shuffle has no handle, 0",
+    "pixelunshuffle": "pixelunshuffle: aten::pixel_unshuffle has no handle, 0",
+    "pad": "pad: aten::pad has no handle (constant_pad_nd is ignored), 0",
+    "droppath": "droppath: StochasticDepth in eval returns its input, no op, 0",
+    "dropout1d": "dropout1d: aten::feature_dropout has no handle, 0",
+    "dropout2d": "dropout2d: aten::feature_dropout has no handle, 0",
+    "dropout3d": "dropout3d: aten::feature_dropout has no handle, 0",
+    "alphadropout": "alphadropout: aten::alpha_dropout has no handle, 0",
+    "featurealphadropout": "featurealphadropout: aten::feature_alpha_dropout has no handle, 0",
+}
+
+
+def _fvcore(row, sp, batch) -> Tuple[int, str]:
     k = row.kind
     n = len(row.input_shape) - 2
     numel_in, numel_out = math.prod(row.input_shape), math.prod(row.output_shape)
@@ -134,6 +175,21 @@ def _fvcore(row, sp) -> Tuple[int, str]:
         return 0, f"{k}: ignored op (dropout/flatten/cat/slice), 0"
     if k == "add":
         return 0, "add (x + y): aten::add has no fvcore handle, 0"
+    if k in ("ln", "ln2d", "gn", "instnorm"):
+        op = {"ln": "layer_norm", "ln2d": "layer_norm", "gn": "group_norm",
+              "instnorm": "instance_norm"}[k]
+        per = 5 if sp["affine"] else 4
+        return per * numel_in, (f"aten::{op}: {per} per element · {_fmt(numel_in)}"
+                                f"{'' if per == 5 else ' (no affine)'}")
+    if k == "mul":
+        return 0, "mul (x * y): aten::mul has no fvcore handle, 0"
+    if k == "layerscale":
+        return 0, "layerscale (gamma * x): aten::mul has no fvcore handle, 0"
+    if k in ("softmax", "logsoftmax"):
+        op = "softmax" if k == "softmax" else "log_softmax"
+        return 0, f"{k}: aten::{op} has no fvcore handle, 0"
+    if k in _DATA_ONLY:
+        return 0, _DATA_ONLY[k]
     return 0, f"{k}: no computation, 0"
 
 
@@ -158,22 +214,36 @@ def _fvcore(row, sp) -> Tuple[int, str]:
 #     nn.ELU, nn.GELU, the pools and nn.Upsample call those F functions, so
 #     ptflops counts them twice; nn.SiLU only through F.silu.  `x + y` is
 #     Tensor.__add__, not patched: 0 (torch.add(x, y) would count numel).
+#   The norms: MODULES_MAPPING (pytorch_ops.py lines 300-304) gives
+#     InstanceNorm1d/2d/3d, GroupNorm and LayerNorm bn_flops_counter_hook
+#     (line 51): numel·(2 if hasattr(module, "affine") and module.affine else
+#     1).  LayerNorm's flag is `elementwise_affine`, it has no `affine`: 1 per
+#     element whatever its affine.  Lookup is by exact type
+#     (pytorch_engine.py is_supported_instance, line 311): torchvision's
+#     LayerNorm2d, a LayerNorm subclass, has no hook, and F.layer_norm is not
+#     patched: 0.  nn.Softmax calls F.softmax, patched (FUNCTIONAL_MAPPING
+#     line 443): input numel, not divided by the batch; F.log_softmax is not
+#     patched: 0.  `x * y` and `gamma * x` are Tensor.__mul__; only torch.mul
+#     and Tensor.mul are patched (TENSOR_OPS_MAPPING lines 465-468): 0.
+#     F.pad, pixel (un)shuffle, channel shuffle, permute, chunk, the dropouts
+#     and StochasticDepth have no hook and no patch: 0.  up:size=NAME is
+#     F.interpolate(x, size=…): the patch only, prod(size)·N·C, undivided.
 # ---------------------------------------------------------------------------
 
 _PT_MODULE_ACTS = ("relu", "relu6", "leaky_relu", "elu", "gelu")  # MODULES_MAPPING
 _PT_FUNCTIONAL_ACTS = ("relu", "elu", "gelu", "silu")             # patch_functional
 
 
-def _ptflops(row, sp) -> Tuple[int, str]:
+def _ptflops(row, sp, batch) -> Tuple[int, str]:
     k = row.kind
-    N = row.input_shape[0]
+    N = batch  # the root module's batch counter: len() of the NETWORK input
     n = len(row.input_shape) - 2
     numel_in, numel_out = math.prod(row.input_shape), math.prod(row.output_shape)
     module = 0           # counted by the module hook (divided by the batch)
     functional = 0       # counted by a patched F function (not divided)
     what = ""
     if k in ("conv", "sepconv", "tconv"):
-        bias = bool(sp["bias"]) and row.part != "depthwise"
+        bias = bool(sp["dbias"] if row.part == "depthwise" else sp["bias"])
         module = row.macs + (numel_out if bias else 0)
         how = "by input" if k == "tconv" else "by output"
         what = (f"conv {how} {_fmt(row.macs)}" + (f" + bias N·Cout·∏o {_fmt(numel_out)}"
@@ -204,6 +274,14 @@ def _ptflops(row, sp) -> Tuple[int, str]:
         module = functional = numel_in
         what = (f"pool: module hook 1 per INPUT element {_fmt(numel_in)} + patched "
                 f"F pool {_fmt(numel_in)}")
+    elif k == "up" and isinstance(sp["size"], str):
+        # F.interpolate(x, size=NAME.shape[2:]): no module, the patch only
+        functional = numel_out
+        what = (f"upsample to {sp['size']}'s size: F.interpolate, a function (no module "
+                f"hook); patched F.interpolate prod(size)·N·C {_fmt(numel_out)}")
+        if sp["mode"] == "area":
+            functional += numel_in
+            what += f" + patched F.adaptive_avg_pool{n}d {_fmt(numel_in)}"
     elif k == "up":
         # upsample_flops_counter_hook reads output[0]: the first SAMPLE of the batch
         module = math.prod(row.output_shape[1:])
@@ -217,6 +295,28 @@ def _ptflops(row, sp) -> Tuple[int, str]:
         what = f"{k}: no ptflops hook, 0"
     elif k == "add":
         what = "add (x + y): Tensor.__add__ not patched, 0"
+    elif k in ("gn", "instnorm"):
+        per = 2 if sp["affine"] else 1
+        module = per * numel_in
+        name = "group" if k == "gn" else "instance"
+        what = f"{name} norm: {per} per element · {_fmt(numel_in)}"
+    elif k == "ln":
+        module = numel_in
+        what = (f"layer norm: 1 per element · {_fmt(numel_in)} (the hook reads `affine`, "
+                f"which LayerNorm does not have)")
+    elif k == "ln2d":
+        what = "ln2d: LayerNorm2d is a LayerNorm subclass, no hook by exact type; 0"
+    elif k == "softmax":
+        functional = numel_in
+        what = f"softmax: patched F.softmax, 1 per element · {_fmt(numel_in)}"
+    elif k == "logsoftmax":
+        what = "logsoftmax: F.log_softmax not patched, no hook, 0"
+    elif k == "mul":
+        what = "mul (x * y): Tensor.__mul__ not patched, 0"
+    elif k == "layerscale":
+        what = "layerscale (gamma * x): Tensor.__mul__ not patched, 0"
+    elif k in _DATA_ONLY:
+        what = f"{k}: no ptflops hook, 0"
     else:
         what = f"{k}: no computation, 0"
     value = Fraction(module, N) + Fraction(functional)
@@ -258,12 +358,24 @@ def _pt_interpolate(row, sp):
 #       area, nearest-exact: 0 with a warning); calculate_upsample: output
 #       numel × 1 (nearest), 5 (linear), 11 (bilinear), 224 + 35 (bicubic);
 #     count_linear: in_features·output numel.
+#   The §3b kinds.  register_hooks (thop/profile.py lines 21-66) is looked up
+#     by exact type (line 188: type(m) in register_hooks).  LayerNorm (line 32)
+#     and InstanceNorm1d/2d/3d (33-35): count_normalization (basic_hooks.py
+#     line 60): 2·numel, ×2 when `affine` or `elementwise_affine` (an ln with
+#     bias=false is still affine: 4).  GroupNorm has no rule: 0; LayerNorm2d,
+#     a LayerNorm subclass, is not found by type: 0.  Softmax (line 37):
+#     count_softmax (basic_hooks.py line 98, calc_func.py calculate_softmax
+#     line 57): (numel/f)·(f exp + f−1 add + f div), f = size along dim;
+#     LogSoftmax has no rule: 0.  ZeroPad2d and PixelShuffle: zero_ops; the
+#     other pads, PixelUnshuffle, ChannelShuffle, the dropouts and
+#     StochasticDepth: no rule, 0.  x * y, gamma * x, permute, chunk, F.pad and
+#     F.interpolate (up:size=NAME) are no modules: 0.
 # ---------------------------------------------------------------------------
 
 _THOP_UP = {"nearest": 1, "linear": 5, "bilinear": 11, "bicubic": 224 + 35}
 
 
-def _thop(row, sp) -> Tuple[int, str]:
+def _thop(row, sp, batch) -> Tuple[int, str]:
     k = row.kind
     numel_in, numel_out = math.prod(row.input_shape), math.prod(row.output_shape)
     if k in ("conv", "sepconv"):
@@ -289,6 +401,9 @@ def _thop(row, sp) -> Tuple[int, str]:
                       f"{_fmt(numel_out)} → {_fmt(macs)}")
     if k in ("maxpool", "amaxpool"):
         return 0, f"{k}: zero_ops, 0"
+    if k == "up" and isinstance(sp["size"], str):
+        return 0, (f"upsample to {sp['size']}'s size: F.interpolate, a function, thop "
+                   f"does not see it, 0")
     if k == "up":
         mode = sp["mode"]
         if mode in _THOP_UP:
@@ -307,6 +422,34 @@ def _thop(row, sp) -> Tuple[int, str]:
         return 0, "flatten: no thop rule, 0"
     if k == "add":
         return 0, "add (x + y): not a module, thop does not see it, 0"
+    if k in ("ln", "instnorm"):
+        affine = bool(sp["affine"])
+        per = 4 if affine else 2
+        name = "layer" if k == "ln" else "instance"
+        return per * numel_in, (f"{name} norm: {per} per element · {_fmt(numel_in)}"
+                                f"{'' if affine else ' (no affine)'}")
+    if k == "ln2d":
+        return 0, "ln2d: LayerNorm2d is a LayerNorm subclass, no rule by exact type; 0"
+    if k == "gn":
+        return 0, "gn: GroupNorm has no thop rule, 0"
+    if k == "softmax":
+        f = row.input_shape[sp["dim"]]
+        rows_ = numel_in // f
+        macs = rows_ * (3 * f - 1)
+        return macs, (f"softmax: (exp + add + div) per row, {_fmt(rows_)}·(3·{f} − 1) = "
+                      f"{_fmt(macs)}")
+    if k == "logsoftmax":
+        return 0, "logsoftmax: no thop rule, 0"
+    if k == "mul":
+        return 0, "mul (x * y): not a module, thop does not see it, 0"
+    if k == "layerscale":
+        return 0, "layerscale (gamma * x): not a module, thop does not see it, 0"
+    if k == "pad":
+        return 0, "pad: F.pad is not a module (nn.ZeroPad2d: zero_ops; other pads: no rule), 0"
+    if k == "pixelshuffle":
+        return 0, "pixelshuffle: zero_ops, 0"
+    if k in _DATA_ONLY:
+        return 0, f"{k}: no thop rule, 0"
     return 0, f"{k}: no computation, 0"
 
 
@@ -318,16 +461,22 @@ def _check(convention: str) -> None:
         raise ValueError(f"unknown convention {convention!r}; one of {', '.join(CONVENTIONS)}")
 
 
-def row_cost(row, convention: str) -> Cost:
+def row_cost(row, convention: str, batch: Optional[int] = None) -> Cost:
     """The MACs and FLOPs ``convention``'s tool reports for one analysis row.
 
     ``row`` is a :class:`convcalc.analysis.Row`; ``convention`` one of
     :data:`CONVENTIONS`.  fvcore calls its MACs "flops", so its ``flops``
-    equal its ``macs``; the others' ``flops`` are 2·MACs.
+    equal its ``macs``; the others' ``flops`` are 2·MACs.  ``batch`` is the
+    network input's batch size, by which ptflops divides its module hooks
+    (pytorch_engine.py batch_counter_hook reads the model's input); it
+    defaults to the row's first input dim, which is the batch unless a
+    ``permute`` moved it.
     """
     _check(convention)
     sp = _spec(row.spec, row.index)
-    macs, note = _COUNTERS[convention](row, sp)
+    if batch is None:
+        batch = row.input_shape[0]
+    macs, note = _COUNTERS[convention](row, sp, batch)
     flops = macs if convention == "fvcore" else 2 * macs
     return Cost(int(macs), int(flops), note)
 
@@ -340,17 +489,21 @@ def recount(a, convention: str):
         return a
     rows = []
     for r in a.layers:
-        c = row_cost(r, convention)
+        c = row_cost(r, convention, a.input_shape[0])
         rows.append(dataclasses.replace(r, macs=c.macs, counted_flops=c.flops, count_note=c.note))
     macs = sum(r.macs for r in rows)
     totals = a.totals._replace(macs=macs, flops=sum(r.flops for r in rows))
     return dataclasses.replace(a, layers=tuple(rows), totals=totals, count=convention)
 
 
-def total_cost(rows: Iterable, convention: str) -> Cost:
-    """The sum of :func:`row_cost` over ``rows`` (an Analysis's ``layers``)."""
+def total_cost(rows: Iterable, convention: str, batch: Optional[int] = None) -> Cost:
+    """The sum of :func:`row_cost` over ``rows`` (an Analysis's ``layers``);
+    ``batch`` as there (default: the first row's first input dim)."""
     _check(convention)
-    costs = [row_cost(r, convention) for r in rows]
+    rows = list(rows)
+    if batch is None and rows:
+        batch = rows[0].input_shape[0]
+    costs = [row_cost(r, convention, batch) for r in rows]
     macs = sum(c.macs for c in costs)
     flops = sum(c.flops for c in costs)
     return Cost(macs, flops, f"{len(costs)} rows counted as {convention}")
@@ -373,7 +526,10 @@ _DESCRIPTIONS = {
         "or 4); nearest upsample 1 and bilinear 4 per output element but only 2-D (other "
         "modes and ranks 0; area on 2-D is an adaptive average pool); adaptive average "
         "pool 1 per input element, 2-D only; max/avg pools, activations, dropout, flatten, "
-        "add and concat 0 (no handle, or ignored)."),
+        "add and concat 0 (no handle, or ignored). Layer norm (LayerNorm2d too), group norm "
+        "and instance norm cost 5 per element with a weight, 4 without (eval mode too); "
+        "x * y, layer scale, softmax, log-softmax, pad, permute, chunk, channel and pixel "
+        "shuffles, stochastic depth and the channel and alpha dropouts 0."),
     "ptflops": (
         "ptflops: ptflops.get_model_complexity_info (ptflops 0.7.5, sovrasov/"
         "flops-counter.pytorch) with the backend its code defaults to, 'pytorch' "
@@ -387,7 +543,14 @@ _DESCRIPTIONS = {
         "pool and nn.Upsample are counted twice (SiLU once); other activations, dropout, "
         "flatten, x + y and concat 0. Module counts are divided by the batch size "
         "(per sample; the upsample hook reads output[0], one sample, so it is divided "
-        "twice), the functional ones are not; the total is int() of the sum."),
+        "twice), the functional ones are not; the total is int() of the sum. Group and "
+        "instance norm 2 per element with affine, 1 without; LayerNorm 1 per element whatever "
+        "its affine (the hook reads an `affine` attribute LayerNorm lacks); torchvision's "
+        "LayerNorm2d, a subclass, 0 (hooks are looked up by exact type); nn.Softmax 1 per "
+        "element through the patched F.softmax (not divided by the batch); x * y and layer "
+        "scale (Tensor.__mul__, unpatched), log-softmax, pad, permute, chunk, the shuffles, "
+        "stochastic depth and the other dropouts 0; an upsample to a named tensor's size is "
+        "F.interpolate alone, prod(size)·N·C."),
     "thop": (
         "thop: thop.profile (thop 0.1.1.post2209072238, Lyken17/pytorch-OpCounter; "
         "thop/profile.py register_hooks, thop/vision/basic_hooks.py, "
@@ -398,7 +561,11 @@ _DESCRIPTIONS = {
         "adaptive avg pool (∏(in/out) + 1) per output element; upsample per output "
         "element: nearest 1, linear 5, bilinear 11, bicubic 259, others 0; ReLU, ReLU6, "
         "LeakyReLU, max pools and dropout zero; other activations, flatten, x + y and "
-        "concat have no rule: 0."),
+        "concat have no rule: 0. LayerNorm and instance norm 4 per element with affine, 2 "
+        "without; softmax (3f − 1) per row of f elements along its dim; group norm, "
+        "torchvision's LayerNorm2d (a subclass: rules are looked up by exact type), "
+        "log-softmax, pads, shuffles, stochastic depth, the other dropouts, x * y, layer "
+        "scale and F.interpolate (an upsample to a named tensor's size) 0."),
 }
 
 
@@ -436,8 +603,22 @@ TABLE = (
     ("upsample trilinear, nearest-exact", "0", "0", "as nearest", "0"),
     ("upsample area", "0", "1 per input element (2-D only)",
      "as nearest + 1 per input element", "0"),
+    ("upsample to a named size (F.interpolate)", "0", "as upsample",
+     "prod(size)·N·C (F.interpolate only; + 1 per input element for area)", "0"),
     ("dropout, flatten", "0", "0", "0", "0"),
-    ("add (x + y)", "0", "0", "0", "0"),
+    ("layer norm (ln)", "0", "5 per element (4 without affine)",
+     "1 per element (affine or not)", "4 per element (2 without affine)"),
+    ("ln2d (LayerNorm2d)", "0", "5 per element (4 without affine)",
+     "0 (a LayerNorm subclass: no hook)", "0 (a LayerNorm subclass: no rule)"),
+    ("group norm", "0", "5 per element (4 without affine)", "2 per element (1 without affine)",
+     "0"),
+    ("instance norm", "0", "5 per element with affine, 4 without",
+     "2 per element with affine, 1 without", "4 per element with affine, 2 without"),
+    ("softmax", "0", "0", "1 per element (F.softmax, not ÷ N)", "(3f − 1) per row, f along dim"),
+    ("log-softmax", "0", "0", "0", "0"),
+    ("add, mul (x + y, x * y), layer scale", "0", "0", "0", "0"),
+    ("permute, chunk, shuffle, pixel (un)shuffle, pad", "0", "0", "0", "0"),
+    ("droppath, dropout1d/2d/3d, alpha dropouts", "0", "0", "0", "0"),
     ("save, from, concat, crop", "0", "0", "0", "0"),
     ("FLOPs", "2·MACs", "= MACs (fvcore calls them flops)", "not reported (2·MACs shown)",
      "not reported (2·MACs shown)"),
