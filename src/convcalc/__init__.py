@@ -9,6 +9,7 @@ The engine, without the CLI::
 """
 from .analysis import Analysis, Memory, Row, Totals, analyze
 from .errors import ConvcalcError, ShapeError, StackSyntaxError
+from .importing import from_onnx, from_torch, import_stack
 from .language import LayerSpec, builtin_models, parse_shape, parse_stack, parse_token
 from .receptive import ReceptiveField
 
@@ -16,4 +17,5 @@ __version__ = "0.1.0"
 
 __all__ = ["analyze", "Analysis", "Row", "Totals", "Memory", "ReceptiveField", "LayerSpec",
            "parse_stack", "parse_token", "parse_shape", "builtin_models", "ConvcalcError",
-           "StackSyntaxError", "ShapeError", "__version__"]
+           "StackSyntaxError", "ShapeError", "from_torch", "from_onnx", "import_stack",
+           "__version__"]

@@ -6,7 +6,8 @@ dataclasses; :meth:`Analysis.to_dict` is the JSON contract of SPEC.md §5.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
 
@@ -239,6 +240,42 @@ def analyze(stack: Sequence[Union[str, LayerSpec]], input_shape: Union[str, Sequ
                     graph.states[graph.cur].field(), graph.states[graph.cur].note,
                     mixed_by=last.mixed_by if last else None,
                     local_receptive_field=last.local_receptive_field if last else None)
+
+
+def name_parts(name: str) -> List[str]:
+    """A source name's path: ``layer1.0.conv1`` (ONNX's ``/layer1/...`` too)."""
+    return [p for p in re.split(r"[./]", name) if p]
+
+
+def group_by_depth(a: Analysis, depth: int) -> Analysis:
+    """Rows grouped by the first ``depth`` parts of their source names, as
+    torchinfo's ``depth`` does: params, buffers, MACs and memory summed, the
+    group's first input and last output shape and field.  Rows without a name
+    (the graph tokens an import adds) join the group before them."""
+    groups: List[List[Row]] = []
+    keys: List[Optional[str]] = []
+    for r in a.layers:
+        key = ".".join(name_parts(r.name)[:depth]) if r.name else None
+        if groups and (key is None or key == keys[-1]):
+            groups[-1].append(r)
+            continue
+        groups.append([r])
+        keys.append(key)
+    rows = []
+    for key, g in zip(keys, groups):
+        last = g[-1]
+        if len(g) == 1:
+            rows.append(last)
+            continue
+        counted = [r.counted_flops for r in g if r.counted_flops is not None]
+        rows.append(replace(
+            last, index=g[0].index, kind="group", spec=f"{len(g)} layers", part=None,
+            input_shape=g[0].input_shape, padding=None, params=sum(r.params for r in g),
+            buffers=sum(r.buffers for r in g), macs=sum(r.macs for r in g),
+            activation_bytes=sum(r.activation_bytes for r in g), explain=(),
+            counted_flops=sum(counted) if counted else None, count_note=None,
+            name=key or last.name))
+    return replace(a, layers=tuple(rows))
 
 
 def last_field_row(a: Analysis) -> Optional[Row]:

@@ -93,11 +93,14 @@ def format_option(f):
 def gather_stack(layers: Sequence[str], files) -> Tuple[List[str], Optional[Tuple[int, ...]]]:
     """Tokens from ``-f`` files (in order) then the command line, and the
     default input shape named by a file's ``# input:`` line or the first ``@NAME``."""
-    from .language import default_input, split_stack_text
+    from .language import default_input, is_onnx, split_stack_text
     tokens: List[str] = []
     shape = None
     for f in files:
         name = getattr(f, "name", "stack")
+        if is_onnx(name):  # an ONNX file is a stack too (SPEC §3c)
+            tokens.append("@" + name)
+            continue
         try:
             text = f.read()
         except UnicodeDecodeError:
@@ -105,7 +108,7 @@ def gather_stack(layers: Sequence[str], files) -> Tuple[List[str], Optional[Tupl
         stack = split_stack_text(text, "<stdin>" if name == "<stdin>" else name)
         tokens += stack.tokens
         shape = shape or stack.input_shape
-    tokens += list(layers)
+    tokens += ["@" + t if is_onnx(t) and not t.startswith("@") else t for t in layers]
     if shape is None:
         shape = default_input(tokens)
     return tokens, shape
@@ -158,12 +161,13 @@ def load_stack(layers, files, input_shape):
     if not tokens:
         raise click.UsageError("no layers given: name them as arguments, with -f FILE or @MODEL "
                                "(see 'convcalc models')")
-    specs = parse_stack(tokens)
-    if input_shape is None:
+    shape = None if input_shape is None else parse_shape(input_shape)
+    specs = parse_stack(tokens, shape)
+    if shape is None:
         if default is None:
             raise click.UsageError("missing -i/--input SHAPE (e.g. -i 1x3x224x224)")
         return specs, default
-    return specs, parse_shape(input_shape)
+    return specs, shape
 
 
 def run_analysis(layers, files, input_shape, dtype, explain=False):
@@ -282,8 +286,11 @@ def parse_position(ctx, param, value):
 @click.option("--count", type=click.Choice(["torch", "fvcore", "ptflops", "thop"]),
               default="torch", show_default=True,
               help="Count MACs and FLOPs as this tool does (torch: torch.utils.flop_counter).")
+@click.option("--depth", type=click.IntRange(min=1), metavar="N",
+              help="Group an imported model's rows by the first N parts of their source names "
+                   "(layer1.0.conv1 at depth 1 is layer1), as torchinfo's depth does.")
 def shape(layers, files, input_shape, dtype, fmt, explain, verify, seed, max_memory, svg_file,
-          count):
+          count, depth):
     """Per-layer output shape, padding, receptive field, params, MACs, memory.
 
     \b
@@ -300,6 +307,9 @@ def shape(layers, files, input_shape, dtype, fmt, explain, verify, seed, max_mem
     if svg_file is not None:
         from .pictures import svg
         svg_file.write(svg(a))
+    if depth is not None:
+        from .analysis import group_by_depth
+        a = group_by_depth(a, depth)
     finish(fmt, render.shape_report(a), a.to_dict(), render.shape_csv(a), v)
 
 
@@ -517,6 +527,38 @@ def solve_sizes_command(layers, files, input_shape, dtype, fmt, size_range):
     if not res.sizes:
         click.echo(f"Error: no input size in {lo}..{hi} goes through exactly", err=True)
         raise click.exceptions.Exit(1)
+
+
+@cli.command("import")
+@click.argument("model", required=False, metavar="[MODEL.onnx]")
+@click.option("--torch", "torch_ref", metavar="MODULE:CALLABLE",
+              help="A Python callable that returns an nn.Module (torchvision.models:resnet50, "
+                   "or mynet:build from the current folder); needs -i and your own torch.")
+@click.option("-i", "--input", "input_shape", metavar="SHAPE",
+              help="Input shape, batch first (an ONNX file's own input when not given).")
+@click.option("-o", "--output", "out_file", metavar="FILE",
+              help="Write the stack file here (through a temporary file) instead of stdout.")
+def import_command(model, torch_ref, input_shape, out_file):
+    """Print a real model as a stack file: an ONNX file, or a PyTorch module.
+
+    \b
+    Every line is NAME=TOKEN, the source name (module path or ONNX node)
+    before the token; use the file with -f, or give the .onnx file itself
+    to shape, rf and check directly.
+    """
+    from .importing import import_stack, load_callable, write_atomically
+    if (model is None) == (torch_ref is None):
+        raise click.UsageError("give a MODEL.onnx file or --torch MODULE:CALLABLE (one of them)")
+    if torch_ref is not None:
+        if input_shape is None:
+            raise click.UsageError("--torch needs -i/--input SHAPE (e.g. -i 1x3x224x224)")
+        text = import_stack(load_callable(torch_ref), input_shape)
+    else:
+        text = import_stack(model, input_shape)
+    if out_file:
+        write_atomically(out_file, text, inputs=[model or ""])
+    else:
+        click.echo(text, nl=False)
 
 
 @cli.command()

@@ -632,12 +632,37 @@ def builtin_models() -> Dict[str, StackText]:
     return out
 
 
-def read_reference(name: str) -> StackText:
-    """``@NAME``: a built-in model, else a stack file at that path."""
+def is_onnx(name: str) -> bool:
+    return name.lower().endswith(".onnx")
+
+
+_ONNX_CACHE: Dict[tuple, "StackText"] = {}
+
+
+def read_onnx(path: str, input_shape=None) -> StackText:
+    """An ONNX file as a stack (SPEC §3c): ``convcalc[onnx]``'s importer.  A
+    command reads a file's default input and then its layers: import it once."""
+    full = os.path.abspath(os.path.expanduser(path))
+    try:
+        st = os.stat(full)
+    except OSError as e:
+        raise StackSyntaxError(f"cannot read {path}: {e.strerror}") from None
+    key = (full, st.st_mtime_ns, st.st_size, tuple(input_shape) if input_shape else None)
+    if key not in _ONNX_CACHE:
+        from .importers.onnxfile import import_onnx
+        tokens, shape = import_onnx(full, input_shape)
+        _ONNX_CACHE[key] = StackText(tuple(tokens), tuple(shape), f"imported from {path}")
+    return _ONNX_CACHE[key]
+
+
+def read_reference(name: str, input_shape=None) -> StackText:
+    """``@NAME``: a built-in model, else a stack file (or an ONNX file) at that path."""
     builtin = os.path.join(MODELS_DIR, name + ".stack")
     if re.fullmatch(r"[A-Za-z0-9_]+", name) and os.path.isfile(builtin):
         with open(builtin, encoding="utf-8") as f:
             return split_stack_text(f.read(), name + ".stack")
+    if is_onnx(name):
+        return read_onnx(name, input_shape)
     path = os.path.expanduser(name)
     if os.path.isfile(path):
         try:
@@ -650,15 +675,17 @@ def read_reference(name: str) -> StackText:
                            f"nor a file; built-in: {', '.join(models)}")
 
 
-def expand(tokens: Sequence[str], _depth: int = 0) -> List[str]:
-    """Replace every ``@NAME`` by the tokens of its stack (nested up to 8 deep)."""
+def expand(tokens: Sequence[str], _depth: int = 0, input_shape=None) -> List[str]:
+    """Replace every ``@NAME`` by the tokens of its stack (nested up to 8 deep);
+    ``input_shape`` is what an ONNX file with free dims is imported at."""
     out: List[str] = []
     for tok in tokens:
         if tok.startswith("@"):
             try:
                 if _depth >= 8:
                     raise StackSyntaxError("stacks nested more than 8 deep (a loop?)")
-                out += expand(read_reference(tok[1:]).tokens, _depth + 1)
+                out += expand(read_reference(tok[1:], input_shape).tokens, _depth + 1,
+                              input_shape)
             except StackSyntaxError as e:
                 raise e.located(len(out) + 1, tok)
         else:
@@ -678,9 +705,9 @@ def default_input(tokens: Sequence[str]) -> Optional[Tuple[int, ...]]:
     return None
 
 
-def parse_stack(tokens: Sequence[str]) -> List[LayerSpec]:
+def parse_stack(tokens: Sequence[str], input_shape=None) -> List[LayerSpec]:
     """Expand ``@NAME`` references and parse every token (1-based indices)."""
-    flat = expand(tokens)
+    flat = expand(tokens, input_shape=input_shape)
     if not flat:
         raise StackSyntaxError("the stack is empty: give at least one layer")
     return [parse_token(tok, i) for i, tok in enumerate(flat, 1)]

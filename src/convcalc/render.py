@@ -95,10 +95,24 @@ def _notes(a: Analysis) -> List[Tuple[str, Sequence[str]]]:
     return [(f"{r.index} {layer_label(r)}", r.explain) for r in a.layers if r.explain]
 
 
+def _named(a: Analysis) -> bool:
+    return any(r.name for r in a.layers)
+
+
+def _with_names(a: Analysis, headers, rows):
+    """An imported model's rows carry their source names: a column after '#'."""
+    if not _named(a):
+        return tuple(headers), rows
+    return (headers[0], "name", *headers[1:]), [
+        [cells[0], r.name or "", *cells[1:]] for r, cells in zip(a.layers, rows)]
+
+
 def shape_report(a: Analysis) -> Report:
     rows = [[str(r.index), layer_label(r), fmt_shape(r.output_shape), fmt_padding(r.padding),
              row_rf(r), f"{r.params:,}", si(r.macs),
              human_bytes(r.activation_bytes)] for r in a.layers]
+    headers, rows = _with_names(a, ("#", "layer", "output", "padding", "RF / stride", "params",
+                                    "MACs", "memory"), rows)
     t, m = a.totals, a.memory
     summary = [
         f"Input: {fmt_shape(a.input_shape)}  ->  output: {fmt_shape(a.output_shape)}",
@@ -112,8 +126,7 @@ def shape_report(a: Analysis) -> Report:
         f"Params size (MB): {m.param_bytes / MIB:.2f}",
         f"Estimated Total Size (MB): {m.total_bytes / MIB:.2f}",
     ]
-    return Report(("#", "layer", "output", "padding", "RF / stride", "params", "MACs", "memory"),
-                  rows, ("#", "params", "MACs", "memory"), summary, _notes(a))
+    return Report(headers, rows, ("#", "params", "MACs", "memory"), summary, _notes(a))
 
 
 def _network_rf(a: Analysis) -> str:
@@ -146,6 +159,8 @@ def rf_report(a: Analysis) -> Report:
             fmt_dims(rf.padding, fmt_fraction), fmt_dims(rf.start, fmt_fraction),
             fmt_dims(rf.center, fmt_fraction)]
         rows.append([str(r.index), layer_label(r), fmt_shape(r.output_shape), *cells])
+    headers, rows = _with_names(a, ("#", "layer", "output", "size r", "stride S", "padding P",
+                                    "start", "center"), rows)
     summary = [f"Receptive field: {_network_rf(a)}",
                "Output position u sees input [u·S − P, u·S − P + r − 1]; start = −P is where "
                "output 0's window begins, center its middle."]
@@ -154,9 +169,8 @@ def rf_report(a: Analysis) -> Report:
         summary.append("Where S is a fraction the window depends on the output position: r is "
                        "the largest over positions and u·S − P the leftmost start; "
                        "'rf --at' gives any position's exact region.")
-    return Report(("#", "layer", "output", "size r", "stride S", "padding P", "start", "center"),
-                  rows, ("#", "size r", "stride S", "padding P", "start", "center"), summary,
-                  _notes(a))
+    return Report(headers, rows, ("#", "size r", "stride S", "padding P", "start", "center"),
+                  summary, _notes(a))
 
 
 def region_lines(a: Analysis, reg: Region) -> List[str]:
@@ -230,16 +244,18 @@ def csv_text(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
 
 def shape_csv(a: Analysis) -> str:
     rows = []
+    named = _named(a)  # an imported model's source names, as the last column
     for r in a.layers:
         rf = r.receptive_field
         rows.append([r.index, r.kind, r.spec, r.part or "", fmt_shape(r.input_shape),
                      fmt_shape(r.output_shape), fmt_padding(r.padding, collapse=False), r.params,
                      r.buffers, r.macs, r.flops, r.activation_bytes,
                      *(("",) * 3 if rf is None else
-                       (_exact_dims(rf.size), _exact_dims(rf.stride), _exact_dims(rf.padding)))])
+                       (_exact_dims(rf.size), _exact_dims(rf.stride), _exact_dims(rf.padding))),
+                     *((r.name or "",) if named else ())])
     return csv_text(("index", "kind", "spec", "part", "input_shape", "output_shape", "padding",
                      "params", "buffers", "macs", "flops", "activation_bytes", "rf_size",
-                     "rf_stride", "rf_padding"), rows)
+                     "rf_stride", "rf_padding", *(("name",) if named else ())), rows)
 
 
 def rf_csv(a: Analysis) -> str:
