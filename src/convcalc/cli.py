@@ -570,18 +570,24 @@ def models(fmt):
     from .language import builtin_models
     entries = []
     for name, stack in builtin_models().items():
-        try:
-            totals = analyze(stack.tokens, stack.input_shape, receptive=False).totals
-            params, macs = totals.params, totals.macs
-        except ConvcalcError:  # a model shown failing at its default input
-            params = macs = None
-        entries.append({"name": name, "description": stack.description,
-                        "input": list(stack.input_shape), "layers": len(stack.tokens),
-                        "params": params, "macs": macs})
-    csv_rows = [[e["name"], e["description"], render.fmt_shape(e["input"]), e["layers"],
-                 e["params"], e["macs"]] for e in entries]
+        meta = stack.meta
+        if "params" in meta and "macs" in meta:  # a generated file states its totals
+            params, macs = int(meta["params"]), int(meta["macs"])
+        else:
+            try:
+                totals = analyze(stack.tokens, stack.input_shape, receptive=False).totals
+                params, macs = totals.params, totals.macs
+            except ConvcalcError:  # a model shown failing at its default input
+                params = macs = None
+        entries.append({"name": name, "family": meta.get("family", ""),
+                        "description": stack.description, "input": list(stack.input_shape),
+                        "layers": len(stack.tokens), "params": params, "macs": macs})
+    entries.sort(key=lambda e: (e["family"].lower(), e["name"]))
+    csv_rows = [[e["name"], e["family"], e["description"], render.fmt_shape(e["input"]),
+                 e["layers"], e["params"], e["macs"]] for e in entries]
     emit(fmt, render.models_report(entries), entries,
-         render.csv_text(("name", "description", "input", "layers", "params", "macs"), csv_rows))
+         render.csv_text(("name", "family", "description", "input", "layers", "params", "macs"),
+                         csv_rows))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

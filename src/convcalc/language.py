@@ -572,9 +572,12 @@ class StackText(NamedTuple):
     tokens: Tuple[str, ...]
     input_shape: Optional[Tuple[int, ...]] = None
     description: str = ""
+    # the header's other ``# key: value`` lines (family; a generated file's totals)
+    meta: Mapping[str, str] = {}
 
 
 _INPUT_DIRECTIVE = re.compile(r"#\s*input\s*:\s*(\S+)")
+_META = re.compile(r"#\s*(family|params|macs)\s*:\s*(.+?)\s*")
 
 
 def split_stack_text(text: str, source: str = "stack") -> StackText:
@@ -586,20 +589,24 @@ def split_stack_text(text: str, source: str = "stack") -> StackText:
     tokens: List[str] = []
     shape = None
     description = ""
+    meta: Dict[str, str] = {}
     for line in text.splitlines():
         body, hash_, comment = line.partition("#")
         tokens += body.split()
         if not hash_:
             continue
         m = _INPUT_DIRECTIVE.fullmatch(("#" + comment).strip())
-        if m and shape is None:
+        head = None if tokens else _META.fullmatch(("#" + comment).strip())
+        if head:
+            meta.setdefault(head.group(1), head.group(2))
+        elif m and shape is None:
             try:
                 shape = parse_shape(m.group(1))
             except StackSyntaxError as e:
                 raise StackSyntaxError(f"{source}: {e.reason}") from None
         elif not description and not tokens and comment.strip():
             description = comment.strip()
-    return StackText(tuple(tokens), shape, description)
+    return StackText(tuple(tokens), shape, description, meta)
 
 
 _SI = {"": 1, "K": 10 ** 3, "M": 10 ** 6, "G": 10 ** 9, "T": 10 ** 12,

@@ -204,11 +204,16 @@ def _ranges(boxes, names) -> str:
 
 
 def models_report(entries: Sequence[Dict]) -> Report:
-    rows = [[f"@{e['name']}", e["description"], fmt_shape(e["input"]), str(e["layers"]),
-             "fails" if e["params"] is None else f"{e['params']:,}",
-             "" if e["macs"] is None else si(e["macs"])] for e in entries]
-    return Report(("name", "description", "input", "layers", "params", "MACs"), rows,
-                  ("layers", "params", "MACs"))
+    """By family: the family named on its first row only, so the groups read as blocks."""
+    rows, last = [], None
+    for e in entries:
+        rows.append([e["family"] if e["family"] != last else "", f"@{e['name']}",
+                     e["description"], fmt_shape(e["input"]),
+                     "fails" if e["params"] is None else f"{e['params']:,}",
+                     "" if e["macs"] is None else si(e["macs"])])
+        last = e["family"]
+    return Report(("family", "name", "description", "input", "params", "MACs"), rows,
+                  ("params", "MACs"))
 
 
 # ---------------------------------------------------------------------------
