@@ -22,7 +22,7 @@ import convcalc  # noqa: E402
 from convcalc.errors import StackSyntaxError  # noqa: E402
 from convcalc.importers.pytorch import import_torch, trace_torch  # noqa: E402
 
-from torch_compat import torchvision_or_skip  # noqa: E402
+from torch_compat import build_on_meta as _build_on_meta, torchvision_or_skip  # noqa: E402
 
 
 def torch_truth(module, shape, device="cpu"):
@@ -569,28 +569,6 @@ def _classification_models():
         return []
     return [n for n in tv.models.list_models(module=tv.models)
             if not n.startswith(("vit_", "swin_", "maxvit_"))]
-
-
-def _build_on_meta(build):
-    """The model with its parameters on the meta device: shapes without
-    memory or arithmetic (RegNet-Y 128GF is 2.6 GB of weights).  A builder
-    that computes with tensors (RegNet's widths) is built on the CPU with
-    initialisation skipped, then moved."""
-    try:
-        with torch.device("meta"):
-            return build()
-    except (NotImplementedError, RuntimeError):
-        pass
-    init = torch.nn.init
-    saved = {n: getattr(init, n) for n in dir(init) if n.endswith("_") and not n.startswith("_")}
-    try:
-        for n in saved:
-            setattr(init, n, lambda t, *a, **k: t)
-        model = build()
-    finally:
-        for n, f in saved.items():
-            setattr(init, n, f)
-    return model.to_empty(device="meta")
 
 
 @pytest.mark.parametrize("name", _classification_models() or ["torchvision-missing"])

@@ -32,3 +32,26 @@ def torchvision_or_skip():
         del sys.modules[mod]  # a half-initialised first attempt
     import torchvision
     return torchvision
+
+
+def build_on_meta(build):
+    """The model with its parameters on the meta device: shapes without
+    memory or arithmetic (RegNet-Y 128GF is 2.6 GB of weights).  A builder
+    that computes with tensors (RegNet's widths) is built on the CPU with
+    initialisation skipped, then moved."""
+    import torch
+    try:
+        with torch.device("meta"):
+            return build()
+    except (NotImplementedError, RuntimeError):
+        pass
+    init = torch.nn.init
+    saved = {n: getattr(init, n) for n in dir(init) if n.endswith("_") and not n.startswith("_")}
+    try:
+        for n in saved:
+            setattr(init, n, lambda t, *a, **k: t)
+        model = build()
+    finally:
+        for n, f in saved.items():
+            setattr(init, n, f)
+    return model.to_empty(device="meta")
