@@ -200,6 +200,49 @@ for act, tf in [("gelu", F.gelu), ("silu", F.silu), ("mish", F.mish), ("elu", F.
 case("act_gelu_tanh", "gelu", {"input": x}, {"approximate": "tanh"},
      lambda input: F.gelu(input, approximate="tanh"))
 
+# --- the modern vocabulary: norms, shuffles, softmax, pad edge rules -------------
+# (appended after the cases above, so their inputs stay the same draws)
+x = arr(2, 6, 3, 4)
+g, bb = arr(3, 4), arr(3, 4)
+case("layer_norm_last2_affine", "layer_norm", {"input": x, "weight": g, "bias": bb},
+     {"normalized_shape": [3, 4], "eps": 1e-3},
+     lambda input, weight, bias: F.layer_norm(input, (3, 4), weight, bias, 1e-3))
+g, bb = arr(6), arr(6)
+case("group_norm_3_affine", "group_norm", {"input": x, "weight": g, "bias": bb}, {"num_groups": 3},
+     lambda input, weight, bias: F.group_norm(input, 3, weight, bias))
+case("group_norm_1_plain", "group_norm", {"input": x}, {"num_groups": 1, "eps": 0.1},
+     lambda input: F.group_norm(input, 1, eps=0.1))
+case("instance_norm_input_stats_affine", "instance_norm", {"input": x, "weight": g, "bias": bb}, {},
+     lambda input, weight, bias: F.instance_norm(input, weight=weight, bias=bias))
+rm, rv = arr(6), np.abs(arr(6)) + 0.5
+case("instance_norm_running_stats", "instance_norm", {"input": x, "running_mean": rm, "running_var": rv},
+     {"use_input_stats": False, "eps": 1e-3},
+     lambda input, running_mean, running_var:
+         F.instance_norm(input, running_mean, running_var, use_input_stats=False, eps=1e-3))
+
+case("pixel_shuffle_r2", "pixel_shuffle", {"input": arr(2, 8, 3, 2)}, {"upscale_factor": 2},
+     lambda input: F.pixel_shuffle(input, 2))
+case("pixel_shuffle_5d_r3", "pixel_shuffle", {"input": arr(2, 1, 9, 2, 2)}, {"upscale_factor": 3},
+     lambda input: F.pixel_shuffle(input, 3))
+case("pixel_unshuffle_r3", "pixel_unshuffle", {"input": arr(1, 2, 6, 3)}, {"downscale_factor": 3},
+     lambda input: F.pixel_unshuffle(input, 3))
+case("channel_shuffle_g3", "channel_shuffle", {"input": arr(2, 6, 2, 2)}, {"groups": 3},
+     lambda input: F.channel_shuffle(input, 3))
+
+x = arr(2, 5, 3) * 4
+case("softmax_dim1", "softmax", {"input": x}, {"dim": 1}, lambda input: F.softmax(input, 1))
+case("log_softmax_dim_neg1", "log_softmax", {"input": x}, {"dim": -1}, lambda input: F.log_softmax(input, -1))
+
+x = arr(1, 2, 4, 5)
+for name, kw in [("reflect_negative", {"pad": [-2, 3, 1, -1], "mode": "reflect"}),
+                 ("replicate_negative", {"pad": [-4, 2, 3, -2], "mode": "replicate"}),
+                 ("circular_negative", {"pad": [-1, 2, 2, -1], "mode": "circular"}),
+                 ("constant_3dims_crop_value", {"pad": [1, -1, 0, 2, -1, 1], "mode": "constant", "value": 2.5})]:
+    case("pad_" + name, "pad", {"input": x}, kw, lambda input, kw=kw: F.pad(input, **kw))
+x = arr(1, 1, 3, 4, 5)
+case("pad_reflect_3d", "pad", {"input": x}, {"pad": [2, 1, 1, 0, 1, 2], "mode": "reflect"},
+     lambda input: F.pad(input, [2, 1, 1, 0, 1, 2], mode="reflect"))
+
 OUT.parent.mkdir(parents=True, exist_ok=True)
 OUT.write_text(json.dumps({"torch": torch.__version__, "cases": cases}, separators=(",", ":")) + "\n")
 print(f"wrote {len(cases)} cases to {OUT} ({OUT.stat().st_size} bytes)")

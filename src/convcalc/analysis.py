@@ -371,8 +371,11 @@ class _Graph:
         else:
             local = self._local(inputs, paths)
         if path.dims is None and path.note is None and path.mixed is None and self.receptive:
-            # a join whose current tensor was global already says where that began
-            path = path._replace(mixed=paths[0].mixed if paths[0].mixed and not mixed
+            # a join with a path that keeps positions but was mixed already says where
+            # that began; one that meets a pooled gate is where the mixing happens
+            began = [p.mixed for p, (src, _) in zip(paths, inputs)
+                     if p.mixed and self.local[src].dims is not None]
+            path = path._replace(mixed=began[0] if began and not mixed
                                  else self._mixed_where(spec, st, befores, mixed, inputs))
         if explain:
             lines = (*lines, *(rfmath.explain_step(befores[0], inputs[0][1], path)

@@ -270,11 +270,11 @@ def _pad_pairs(x: np.ndarray, pairs, mode: str = "constant", value: float = 0.0)
             if n == 0:
                 raise ValueError(f"{mode} padding needs a non-empty input dimension, got input "
                                  f"{list(x.shape)}")
+        if not any(o >= 1 for o in outs):
+            raise ValueError(_too_small(sizes, outs))
         if any(o < 0 for o in outs):
             raise ValueError(f"Trying to create tensor with negative dimension {min(outs)}: "
                              f"{list(x.shape[:lead] + outs)}")
-        if not any(o >= 1 for o in outs):
-            raise ValueError(_too_small(sizes, outs))
     else:
         raise ValueError(f"unknown padding mode {mode!r}; expected constant, reflect, "
                          f"replicate or circular")
@@ -1267,7 +1267,11 @@ def pixel_shuffle(input, upscale_factor: int) -> np.ndarray:
 
 def pixel_unshuffle(input, downscale_factor: int) -> np.ndarray:
     """Like ``F.pixel_unshuffle``, the inverse of :func:`pixel_shuffle`:
-    (*, C, H*r, W*r) -> (*, C*r*r, H, W).  Any rank >= 3 is accepted."""
+    (*, C, H*r, W*r) -> (*, C*r*r, H, W).  Any rank >= 3 is accepted.
+
+    PyTorch quirk kept: on CPU an input with no elements comes back
+    unchanged, shape included (``(0, 1, 2, 2)`` stays ``(0, 1, 2, 2)`` with
+    r = 2; the meta device says ``(0, 4, 1, 1)``)."""
     x = _as_float(input)
     r = _factor(downscale_factor, "pixel_unshuffle", "downscale_factor")
     if x.ndim < 3:
@@ -1280,6 +1284,8 @@ def pixel_unshuffle(input, downscale_factor: int) -> np.ndarray:
     if W % r:
         raise ValueError(f"pixel_unshuffle expects width to be divisible by downscale_factor, but "
                          f"input.size(-1)={W} is not divisible by {r}")
+    if x.size == 0:
+        return x.copy()
     k = len(lead)
     y = x.reshape(*lead, C, H // r, r, W // r, r)
     y = y.transpose(*range(k), k, k + 2, k + 4, k + 1, k + 3)  # c, i, j, h, w
@@ -1323,7 +1329,8 @@ def _dropout_impl(x: np.ndarray, p: float, training: bool, rng, feature: bool = 
         return x
     t = x.dtype.type
     if p == 1:
-        return x * t(0)
+        with np.errstate(invalid="ignore"):
+            return x * t(0)
     if noise_shape is None:
         if feature:
             if x.ndim < 2:
@@ -1639,8 +1646,9 @@ def softmax(input, dim: int = -1) -> np.ndarray:
     d = _dim(dim, x.ndim)
     if x.ndim == 0:
         return softmax(x.reshape(1), 0).reshape(())
-    e = np.exp(x - np.max(x, axis=d, keepdims=True, initial=-np.inf))
-    return e / e.sum(axis=d, keepdims=True)
+    with np.errstate(invalid="ignore"):  # inf - inf: NaN, as in PyTorch
+        e = np.exp(x - np.max(x, axis=d, keepdims=True, initial=-np.inf))
+        return e / e.sum(axis=d, keepdims=True)
 
 
 def log_softmax(input, dim: int = -1) -> np.ndarray:
@@ -1649,5 +1657,6 @@ def log_softmax(input, dim: int = -1) -> np.ndarray:
     d = _dim(dim, x.ndim)
     if x.ndim == 0:
         return log_softmax(x.reshape(1), 0).reshape(())
-    s = x - np.max(x, axis=d, keepdims=True, initial=-np.inf)
-    return s - np.log(np.exp(s).sum(axis=d, keepdims=True))
+    with np.errstate(invalid="ignore"):
+        s = x - np.max(x, axis=d, keepdims=True, initial=-np.inf)
+        return s - np.log(np.exp(s).sum(axis=d, keepdims=True))
