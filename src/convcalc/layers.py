@@ -998,8 +998,8 @@ class Pad(Layer):
         windows = []
         for j, ((b, a), i) in enumerate(zip(pairs, sizes)):
             where = f"(dim {j + 1} of {fmt_shape(shape)})"
-            kept = i + min(b, 0) + min(a, 0)  # F.pad crops the negative amounts first
-            if kept < 0:
+            kept = i + min(b, 0) + min(a, 0)  # zeros and circular crop the negatives first
+            if kept < 0 and mode in ("zeros", "circular"):
                 raise ShapeError(f"padding {_pad_text(pairs)} crops {-min(b, 0) - min(a, 0)} "
                                  f"of the input size {i} {where}")
             # PyTorch: reflect needs pad < size, circular pad <= the size left after cropping

@@ -1017,6 +1017,16 @@ def upsample(input, size=None, scale_factor=None, mode: str = "nearest", align_c
 # ---------------------------------------------------------------------------
 
 
+def _normalized(x: np.ndarray, mean, var, eps: float, w, b) -> np.ndarray:
+    """(x − mean)/√(var + eps), then the affine weight and bias (the norms' last step)."""
+    y = (x - mean) * (1 / np.sqrt(var + x.dtype.type(eps)))
+    if w is not None:
+        y = y * w
+    if b is not None:
+        y = y + b
+    return y.astype(x.dtype, copy=False)
+
+
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training: bool = False,
                momentum: float = 0.1, eps: float = 1e-5) -> np.ndarray:
     """Like ``F.batch_norm`` over dim 1 of an (N, C, ...) input.
@@ -1058,12 +1068,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
             raise ValueError("batch_norm: running_mean and running_var must be defined in evaluation mode")
         mean = vec(running_mean, "running_mean")
         var = vec(running_var, "running_var")
-    y = (x - mean) * (1 / np.sqrt(var + x.dtype.type(eps)))
-    if w is not None:
-        y = y * w
-    if b is not None:
-        y = y + b
-    return y.astype(x.dtype, copy=False)
+    return _normalized(x, mean, var, eps, w, b)
 
 
 def _shape_list(v) -> list:
@@ -1206,12 +1211,7 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
             raise ValueError("Expected running_mean and running_var to be defined when use_input_stats "
                              "is false")
         mean, var = rm, rv
-    y = (x - mean) * (1 / np.sqrt(var + x.dtype.type(eps)))
-    if w is not None:
-        y = y * w
-    if b is not None:
-        y = y + b
-    return y.astype(x.dtype, copy=False)
+    return _normalized(x, mean, var, eps, w, b)
 
 
 def linear(input, weight, bias=None) -> np.ndarray:
