@@ -385,6 +385,9 @@ def test_every_convention_on_corpus():
 # Oracles: the real tools on a torch model built from the rows
 # ---------------------------------------------------------------------------
 
+from torch_compat import import_torchvision  # noqa: E402
+
+
 def _try_import(name):
     try:
         with warnings.catch_warnings():
@@ -395,6 +398,7 @@ def _try_import(name):
 
 
 torch = _try_import("torch")
+import_torchvision()  # ptflops imports torchvision, which needs the CPU workaround first
 HAVE = {name: torch is not None and _try_import(mod) is not None
         for name, mod in (("thop", "thop"), ("ptflops", "ptflops"), ("fvcore", "fvcore.nn"))}
 

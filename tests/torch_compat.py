@@ -11,16 +11,36 @@ from __future__ import annotations
 _LIB = None  # the Library must stay referenced, or its definitions go away
 
 
+def import_torchvision():
+    """``torchvision`` with the workaround, or None where torch or torchvision is
+    missing.  Packages that import torchvision themselves (ptflops) need this
+    to have run first."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return None
+    try:
+        return _import_torchvision()
+    except ImportError:
+        return None
+
+
 def torchvision_or_skip():
     """``torchvision``, or skip the calling test when it is not installed."""
     import pytest
+    pytest.importorskip("torch")
+    try:
+        return _import_torchvision()
+    except ImportError:
+        pytest.skip("torchvision is not installed")
+
+
+def _import_torchvision():
     global _LIB
-    torch = pytest.importorskip("torch")
+    import torch
     try:
         import torchvision  # noqa: F401  (a CPU build, or a second call)
         return torchvision
-    except ImportError:
-        pytest.skip("torchvision is not installed")
     except RuntimeError:
         pass
     if _LIB is None:
