@@ -328,3 +328,33 @@ def test_verify_catches_a_wrong_pixel_shuffle_map():
     row = replace(a.layers[0], inputs=((-1, ()),))
     v = verify(replace(a, layers=(row,)))
     assert not v.receptive_field
+
+
+def test_verify_agrees_on_random_stacks_of_the_new_kinds():
+    """Random stacks mixing every new kind with the old ones, and permutes
+    that leave spatial dims in odd places: --verify (the real ops, impulses
+    and the norms' dependency checks) agrees with the analysis on each."""
+    import random
+
+    from convcalc.errors import ConvcalcError
+    from convcalc.verify import verify
+    kinds = ["conv:4,k=3,p=1", "conv:4,k=3,g=4", "maxpool:2", "up:2", "up:2,mode=bilinear",
+             "pixelshuffle:2", "pixelunshuffle:2", "pad:1:0,mode=reflect",
+             "pad:-1:2,mode=circular", "gn:2", "ln", "ln2d", "softmax:2", "softmax", "linear:4",
+             "chunk:2,i=0", "shuffle:2", "tconv:4,k=2,s=2", "bn", "instnorm", "layerscale",
+             "gap", "save:a", "add:a", "mul:a", "concat:a", "droppath", "dropout2d",
+             "sepconv:4,k=3,p=1,dbias", "instnorm:track", "ln:3", "logsoftmax:3",
+             "permute:0,2,3,1", "permute:0,3,1,2", "permute:0,2,1,3"]
+    rng = random.Random(11)
+    checked, failed = 0, []
+    while checked < 250:
+        tokens = ["save:a"] + [rng.choice(kinds) for _ in range(rng.randint(1, 6))]
+        try:
+            a = convcalc.analyze(tokens, (2, 4, 8, 8))
+        except ConvcalcError:
+            continue
+        v = verify(a)
+        checked += 1
+        if not v.ok:
+            failed.append((tokens, v.failures[:1]))
+    assert not failed, failed[:5]

@@ -288,7 +288,7 @@ def last_field_row(a: Analysis) -> Optional[Row]:
 def spatial_sizes(shape: Shape, axes: Tuple) -> Tuple[int, ...]:
     """Spatial sizes in spatial-dim order under a layout (see :attr:`Row.axes`)."""
     where = {a: j for j, a in enumerate(axes) if isinstance(a, int)}
-    return tuple(shape[where[d]] for d in range(len(where)))
+    return tuple(shape[where[d]] for d in sorted(where))  # a conv may have used one up
 
 
 def _standard(rank: int) -> Tuple:
@@ -357,7 +357,12 @@ class _Graph:
             (src, _spatial_windows(w, in_axes, frame if graph_op else self.shape(src), self.n))
             for src, w in raw)
         mixed = sorted({in_axes[j] for j in st.mixes if isinstance(in_axes[j], int)})
-        if mixed and not st.local:  # it sums over a spatial dim: no position survives
+        local = st.local
+        if st.grouped is not None and isinstance(in_axes[st.grouped], int):
+            # group norm of a permuted tensor: its groups are blocks of a spatial dim;
+            # no (r, S, P) says that, so the field is global with no local part
+            local = False
+        if mixed and not local:  # it sums over a spatial dim: no position survives
             inputs = tuple((src, None) for src, _ in inputs)
         befores = [self.states[src] for src, _ in inputs]
         paths = [b.then(w) for b, (_, w) in zip(befores, inputs)]
@@ -365,11 +370,11 @@ class _Graph:
         if mixed:
             path = PathState(None)
         if path.dims is not None:
-            local = path
-        elif mixed and not st.local:
-            local = PathState(None)
+            local_state = path
+        elif mixed and not local:
+            local_state = PathState(None)
         else:
-            local = self._local(inputs, paths)
+            local_state = self._local(inputs, paths)
         if path.dims is None and path.note is None and path.mixed is None and self.receptive:
             # a join with a path that keeps positions but was mixed already says where
             # that began; one that meets a pooled gate is where the mixing happens
@@ -382,7 +387,7 @@ class _Graph:
                                if len(paths) == 1 else rfmath.explain_merge(paths, path)))
             if path.dims is None and path.mixed:
                 lines = (*lines[:-1], f"receptive field: global from {path.mixed[1]}")
-                field = local.field()
+                field = local_state.field()
                 if field is not None:
                     lines += (f"local receptive field (the paths that keep positions): "
                               f"r = {'x'.join(map(str, field.size))}, S = "
@@ -394,12 +399,12 @@ class _Graph:
             spec.index, spec.kind, spec.text, st.part, st.input_shape, st.output_shape,
             st.padding, st.params, st.buffers, st.macs, act, path.field(), inputs[0][1],
             tuple(lines), inputs, path.note, mixed_by=path.mixed and path.mixed[1],
-            local_receptive_field=local.field() if path.dims is None else None,
+            local_receptive_field=local_state.field() if path.dims is None else None,
             axes=() if out_axes == _standard(len(out_axes)) else out_axes,
-            mixes=tuple(mixed) if st.local else (), name=spec.name))
+            mixes=tuple(mixed) if local else (), name=spec.name))
         self.cur = len(self.rows) - 1
         self.states[self.cur] = path
-        self.local[self.cur] = local
+        self.local[self.cur] = local_state
         self.axes[self.cur] = out_axes
 
     width = 4

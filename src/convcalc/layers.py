@@ -75,6 +75,7 @@ class Step(NamedTuple):
     mixes: Tuple[int, ...] = ()
     local: bool = True
     permutation: Optional[Tuple[int, ...]] = None  # permute: output dim j is input dim perm[j]
+    grouped: Optional[int] = None  # a dim it mixes only within groups (group norm's channels)
 
 
 def fmt_shape(shape: Sequence[int]) -> str:
@@ -792,7 +793,7 @@ class GroupNorm(Layer):
             raise ShapeError(f"each of the {G} groups of {fmt_shape(shape)} holds a single "
                              f"value: no statistics to take")
         return [Step(shape, shape, params=2 * C if self.spec["affine"] else 0,
-                     mixes=tuple(range(1, len(shape))))]
+                     mixes=tuple(range(1, len(shape))), grouped=1)]
 
     def explain(self, shape):
         C, G = shape[1], self.spec["g"]

@@ -453,7 +453,8 @@ def verify(a: Analysis, seed: int = 0, max_memory: int = DEFAULT_MAX_MEMORY) -> 
                                        f"hold {count:,}")
         values[pos] = y
         in_axes = axes[row.inputs[0][0]]
-        if row.kind in STATISTICS and len(row.input_shape) > 2:
+        if row.kind in STATISTICS and len(row.input_shape) > 2 and \
+                all(w is not None for _, w in row.inputs):
             result.dependencies += _dependency(np, runner, result, row, xs[0], y, in_axes)
         axes[pos] = row.axes or _standard(y.ndim)
         # the masks follow the local field: the inputs that keep positions, a
