@@ -138,9 +138,8 @@ def check_case(case):
             return ("/".join(what),
                     f"{label}\n      row {j}: convcalc shape {list(got[0])} params {got[1]} "
                     f"flops {got[2]}; torch shape {list(exp[0])} params {exp[1]} flops {exp[2]}")
-        # buffers (running stats): bn is exempt, SPEC 3 states 2C where torch also
-        # counts num_batches_tracked (2C + 1)
-        if "buffers" in w and row.kind != "bn" and int(row.buffers) != w["buffers"]:
+        # buffers as model.buffers() counts them (bn: 2C + 1 with num_batches_tracked)
+        if "buffers" in w and int(row.buffers) != w["buffers"]:
             return ("buffers", f"{label}\n      row {j} ({row.spec}): convcalc buffers "
                                f"{row.buffers}; torch {w['buffers']}")
     if tuple(result.output_shape) != tuple(want[-1]["shape"]):

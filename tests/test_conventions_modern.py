@@ -398,10 +398,7 @@ def torch_disagreements(tokens, shape):
         if what == "module":
             m = model.layers[arg]
             params = sum(p.numel() for p in m.parameters())
-            # SPEC §3: bn's buffers are 2C, its running statistics without the
-            # num_batches_tracked counter (instnorm,track's are 2C + 1 with it)
-            buffers = sum(b.numel() for name, b in m.named_buffers()
-                          if not (row.kind == "bn" and name == "num_batches_tracked"))
+            buffers = sum(b.numel() for b in m.buffers())  # bn: 2C + 1, as torch counts
         if (got, params, buffers) != (row.output_shape, row.params, row.buffers):
             bad.append(f"{row.spec} on {row.input_shape}: torch {got}, {params} params, "
                        f"{buffers} buffers; convcalc {row.output_shape}, {row.params}, "

@@ -380,14 +380,14 @@ CASES = [
          torch=lambda t: t.nn.AdaptiveAvgPool1d(1)),
 
     # ---- bn, activations, dropout, flatten, linear --------------------------------
-    # bn: params 2·16 = 32, buffers 2·16 = 32; bytes 16·64·4 = 4,096
+    # bn: params 2·16 = 32, buffers 2·16 + 1 = 33 (num_batches_tracked); bytes 16·64·4 = 4,096
     Case("bn", (1, 16, 8, 8), ["bn"], (1, 16, 8, 8),
-         [dict(params=32, buffers=32, macs=0, bytes=4096)],
+         [dict(params=32, buffers=33, macs=0, bytes=4096)],
          torch=lambda t: t.nn.BatchNorm2d(16)),
     Case("bn-noaffine", (1, 16, 8, 8), ["bn:affine=false"], (1, 16, 8, 8),
-         [dict(params=0, buffers=32)],
+         [dict(params=0, buffers=33)],
          torch=lambda t: t.nn.BatchNorm2d(16, affine=False)),
-    Case("bn-1d", (4, 10), ["bn"], (4, 10), [dict(params=20, buffers=20)],
+    Case("bn-1d", (4, 10), ["bn"], (4, 10), [dict(params=20, buffers=21)],
          torch=lambda t: t.nn.BatchNorm1d(10)),
     # relu: 8·4·4 = 128 elements · 4 B = 512; inplace: 0
     Case("relu", (1, 8, 4, 4), ["relu"], (1, 8, 4, 4), [dict(params=0, macs=0, bytes=512)]),
@@ -529,7 +529,8 @@ def test_same_k2_pads_after_like_torch():
 def test_bn_buffers_against_torch():
     t = pytest.importorskip("torch")
     bn = t.nn.BatchNorm2d(16)
-    assert bn.running_mean.numel() + bn.running_var.numel() == 32
+    assert sum(b.numel() for b in bn.buffers()) == 33
+    assert convcalc.analyze(["bn"], (1, 16, 4, 4)).totals.buffers == 33
 
 
 # ---------------------------------------------------------------------------

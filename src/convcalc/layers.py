@@ -655,19 +655,23 @@ class GlobalAvgPool(AdaptivePool):
 # ---------------------------------------------------------------------------
 
 class BatchNorm(Layer):
-    """Parameters 2C (weight, bias) when affine; buffers 2C (running mean, var)."""
+    """Parameters 2C (weight, bias) when affine; buffers 2C + 1 (running mean and
+    var, and the num_batches_tracked counter)."""
 
     kind = "bn"
 
     def steps(self, shape):
         C = shape[1]
-        return [Step(shape, shape, params=2 * C if self.spec["affine"] else 0, buffers=2 * C)]
+        # running mean, running var and num_batches_tracked, as model.buffers() counts them
+        return [Step(shape, shape, params=2 * C if self.spec["affine"] else 0,
+                     buffers=2 * C + 1)]
 
     def explain(self, shape):
         C = shape[1]
         params = f"params = 2·C = 2·{C} = {2 * C} (weight, bias)" if self.spec["affine"] \
             else "params = 0 (affine=false)"
-        return [[params, f"buffers = 2·C = {2 * C} (running mean, running var)"]]
+        return [[params, f"buffers = 2·C + 1 = {2 * C + 1} (running mean, running var, "
+                         f"num_batches_tracked)"]]
 
 
 class Activation(Layer):
