@@ -13,7 +13,7 @@ from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from . import receptive as rfmath
 from .errors import ConvcalcError, ShapeError, StackSyntaxError
-from .language import DTYPES, LayerSpec, parse_shape, parse_stack
+from .language import DTYPES, LayerSpec, default_input, parse_shape, parse_stack
 from .layers import DIM_NAMES, GraphLayer, Pairs, Shape, Step, Window, build, fmt_shape
 from .receptive import PathState, ReceptiveField
 
@@ -123,8 +123,22 @@ class Analysis:
                        "total_bytes": self.memory.total_bytes},
             "receptive_field": rf_dict(self.receptive_field),
             **_mixed_dict(self),
+            **self._before_mixing(),
             **({"count": self.count} if self.count != "torch" else {}),
         }
+
+    def _before_mixing(self) -> dict:
+        """A classifier's output mixes every position: its field is the last one
+        before that (the table's "last before mixing"), exact or local."""
+        if self.receptive_field is not None or self.receptive_note:
+            return {}
+        last = last_field_row(self)
+        if last is None or last is self.layers[-1]:
+            return {}
+        rf = last.receptive_field or last.local_receptive_field
+        return {"receptive_field_before_mixing": {
+            "layer": last.index, **({"name": last.name} if last.name else {}),
+            "local": last.receptive_field is None, **rf_dict(rf)}}
 
     def rf_dict(self) -> dict:
         """The ``convcalc rf --format json`` document."""
@@ -188,12 +202,14 @@ def row_dict(r: Row) -> dict:
     return d
 
 
-def analyze(stack: Sequence[Union[str, LayerSpec]], input_shape: Union[str, Sequence[int]],
-            dtype: str = "float32", explain: bool = False, receptive: bool = True) -> Analysis:
+def analyze(stack: Sequence[Union[str, LayerSpec]],
+            input_shape: Union[str, Sequence[int], None] = None, dtype: str = "float32",
+            explain: bool = False, receptive: bool = True) -> Analysis:
     """Every layer's shape, padding, params, MACs, memory and receptive field.
 
     ``stack`` is token texts (``@NAME`` references allowed) or parsed specs;
-    ``input_shape`` a tuple or text like ``1x3x224x224``.  With ``explain``
+    ``input_shape`` a tuple or text like ``1x3x224x224`` (by default the input
+    the first ``@NAME`` stack names, as the CLI does).  With ``explain``
     every row carries its formulas with the numbers substituted; without
     ``receptive`` no receptive field is computed (faster).  Raises
     :class:`ConvcalcError` naming the layer that cannot be computed.
@@ -201,6 +217,11 @@ def analyze(stack: Sequence[Union[str, LayerSpec]], input_shape: Union[str, Sequ
     if dtype not in DTYPES:
         raise StackSyntaxError(f"unknown dtype {dtype!r}; one of {', '.join(DTYPES)}")
     width = DTYPES[dtype]
+    if input_shape is None:
+        input_shape = default_input([s for s in stack if isinstance(s, str)])
+        if input_shape is None:
+            raise StackSyntaxError("no input shape: give one (1x3x224x224), or start the "
+                                   "stack with an @NAME whose file names its input")
     shape = parse_shape(input_shape)
     specs = [s if isinstance(s, LayerSpec) else None for s in stack]
     if any(s is None for s in specs):
