@@ -32,3 +32,13 @@ def test_last_before_mixing_does_not_depend_on_token_order():
 def test_analyze_uses_a_stacks_own_input():
     a = convcalc.analyze(["@mnist"])
     assert a.input_shape == (1, 1, 28, 28) and a.totals.params == 21840  # SPEC §7
+
+
+def test_fractional_strides_read_clearly():
+    # tconv k=4, s=2, p=1: stride 1/2 per dim; r = 2 (each output reads 2 inputs)
+    from click.testing import CliRunner
+
+    from convcalc.cli import cli
+    r = CliRunner().invoke(cli, ["shape", "-i", "1x1x8x8", "tconv:1,k=4,s=2,p=1", "--explain"])
+    assert "2 / (1/2)" in r.output
+    assert "S = S₀·(1/2) = 1·(1/2) = 1/2" in r.output

@@ -579,8 +579,9 @@ def explain_step(before: PathState, windows: Optional[Sequence[Window]], after: 
                          f"S = S₀·s = {_frac(S0)}·{w.stride} = {_frac(S)}; "
                          f"P = P₀ + pb·S₀ = {_frac(P0)} + {w.pad}·{_frac(S0)} = {_frac(P)}")
         else:
-            p, shift = period(w)
-            texts.append(f"S = S₀·{shift}/{p} = {_frac(S0)}·{shift}/{p} = {_frac(S)}; "
+            step = _frac(Fraction(*period(w)[::-1]))  # the layer's stride: shift per period
+            step = f"({step})" if "/" in step else step
+            texts.append(f"S = S₀·{step} = {_frac(S0)}·{step} = {_frac(S)}; "
                          f"over the {m1.T} phase{'s' if m1.T > 1 else ''} of the output: "
                          f"largest r = {r}, P = {_frac(P)}")
     return [f"receptive field {t}" for t in per_dim_lines(texts)]

@@ -47,7 +47,9 @@ def fmt_rf(rf: Optional[ReceptiveField], note: Optional[str] = None,
         if note:
             return "misaligned" if "aligned" in note else "strides differ"
         return "global" if local is None else f"global; local {fmt_rf(local)}"
-    return f"{fmt_dims(rf.size)} / {fmt_dims(rf.stride, fmt_fraction)}"
+    stride = fmt_dims(rf.stride, fmt_fraction)
+    # a fractional stride in parentheses: "3 / (1/2)" reads as size 3, stride ½
+    return f"{fmt_dims(rf.size)} / {f'({stride})' if '/' in stride else stride}"
 
 
 def row_rf(r) -> str:
