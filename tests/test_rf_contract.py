@@ -42,3 +42,21 @@ def test_fractional_strides_read_clearly():
     r = CliRunner().invoke(cli, ["shape", "-i", "1x1x8x8", "tconv:1,k=4,s=2,p=1", "--explain"])
     assert "2 / (1/2)" in r.output
     assert "S = S₀·(1/2) = 1·(1/2) = 1/2" in r.output
+
+
+def test_show_draws_a_bounded_margin_of_padding():
+    """rf --at --show draws at most 8 padding positions past each border (a
+    64x64 input at resnet18 depth used to draw 435x435 characters; a padding
+    of 10^9 never finished)."""
+    from click.testing import CliRunner
+
+    from convcalc.cli import cli
+    r = CliRunner().invoke(cli, ["rf", "-i", "1x3x64x64", "@resnet18", "--at", "0,0",
+                                 "--layer", "20", "--show"])
+    grid = [line for line in r.output.splitlines() if set(line) <= set("█·▒ ") and line]
+    assert r.exit_code == 0 and len(grid) <= 64 + 2 * 8
+    assert max(len(line) for line in grid) <= 64 + 2 * 8
+    assert "drawn up to 8 past the border" in r.output
+    r = CliRunner().invoke(cli, ["rf", "-i", "1x1x80x80", "conv:1,k=1,p=1000000000",
+                                 "--at", "5,5", "--show"])
+    assert r.exit_code == 0 and "-999999995..79" in r.output  # 5 − 10^9, reached but not drawn

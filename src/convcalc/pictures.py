@@ -16,6 +16,7 @@ from .layers import DIM_NAMES, Window
 from .receptive import _padded_source, tap_set
 
 MAX_GRID = 80  # positions per dim that --show draws
+MARGIN = 8  # padding positions --show draws beyond each border
 MAX_ERF = 4096  # positions per dim that --erf computes
 SHADES = " ░▒▓█"
 
@@ -33,8 +34,14 @@ def region_grid(a: Analysis, reg: Region) -> List[str]:
         raise ShapeError(f"--show draws inputs of at most {MAX_GRID} positions per dim; this "
                          f"one is {'x'.join(map(str, spatial))} (use the region numbers)")
     n = len(spatial)
-    lo = [min(0, *(min(p[d]) for p in reg.positions_unclipped)) for d in range(n)]
-    hi = [max(s - 1, *(max(p[d]) for p in reg.positions_unclipped)) for d, s in enumerate(spatial)]
+    # the padding the window reads, up to MARGIN positions past each border: a
+    # deep net's unclipped window can reach hundreds of positions out
+    reach_lo = [min(0, *(min(p[d]) for p in reg.positions_unclipped)) for d in range(n)]
+    reach_hi = [max(s - 1, *(max(p[d]) for p in reg.positions_unclipped))
+                for d, s in enumerate(spatial)]
+    lo = [max(v, -MARGIN) for v in reach_lo]
+    hi = [min(v, s - 1 + MARGIN) for v, s in zip(reach_hi, spatial)]
+    cut = lo != reach_lo or hi != reach_hi
 
     def cell(point) -> str:
         inside = all(0 <= v < s for v, s in zip(point, spatial))
@@ -45,7 +52,8 @@ def region_grid(a: Analysis, reg: Region) -> List[str]:
     lines: List[str] = []
     if n == 1:
         lines.append("".join(cell((x,)) for x in range(lo[0], hi[0] + 1)))
-        lines.append(f"x from {lo[0]} to {hi[0]} (input 0..{spatial[0] - 1})")
+        lines.append(f"x from {lo[0]} to {hi[0]} (input 0..{spatial[0] - 1})"
+                     + _beyond(cut, reach_lo, reach_hi))
         return lines + ["█ input it depends on   · other input   ▒ padding it reads"]
     depth = range(lo[0], hi[0] + 1) if n == 3 else [None]
     for z in depth:
@@ -58,8 +66,16 @@ def region_grid(a: Analysis, reg: Region) -> List[str]:
             pre = () if z is None else (z,)
             lines.append("".join(cell((*pre, y, x)) for x in range(lo[-1], hi[-1] + 1)))
     lines.append(f"y from {lo[-2]} to {hi[-2]}, x from {lo[-1]} to {hi[-1]} "
-                 f"(input 0..{spatial[-2] - 1} x 0..{spatial[-1] - 1})")
+                 f"(input 0..{spatial[-2] - 1} x 0..{spatial[-1] - 1})"
+                 + _beyond(cut, reach_lo, reach_hi))
     return lines + [LEGEND]
+
+
+def _beyond(cut: bool, lo, hi) -> str:
+    if not cut:
+        return ""
+    reach = " x ".join(f"{a}..{b}" for a, b in zip(lo, hi))
+    return f"; the padding it reads reaches {reach}, drawn up to {MARGIN} past the border"
 
 
 # ---------------------------------------------------------------------------
