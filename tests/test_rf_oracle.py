@@ -302,7 +302,6 @@ def collect():
                 theirs = backprop_box(op, inp, tuple((u, u) for u in pos))
                 case.single.append((tok, in_shape, pos, ours, theirs))
         out_sizes = shapes[-1][2:]
-        rf = a.layers[-1].receptive_field
         for _ in range(prng.randint(1, 3)):
             pos = tuple(prng.randrange(n) for n in out_sizes)
             xg = x.detach().clone().requires_grad_(True)
@@ -317,11 +316,30 @@ def collect():
             case.region.append(reg.region)
             case.unclipped.append(reg.unclipped)
             if case.integer_only:
-                S, P, r = rf.stride, rf.padding, rf.size
+                S, P, r = closed_form(layers, [tuple(t.shape) for t in inputs])
                 case.formula.append(tuple(
                     (u * s - p, u * s - p + rr - 1) for u, s, p, rr in zip(pos, S, P, r)))
         cases.append(case)
     return cases, skips, rejected_by_convcalc
+
+
+def closed_form(layers, in_shapes):
+    """(S, P, r) per dim by the recursions of REFERENCE (Araujo et al.), from the
+    layer dicts and the padding the formulas apply -- not from convcalc:
+    r += d·(k−1)·S, P += pb·S, S *= s."""
+    n = len(in_shapes[0]) - 2
+    S, P, r = [1] * n, [0] * n, [1] * n
+    for L, shape in zip(layers, in_shapes):
+        if L["kind"] == "conv":
+            pairs = conv_pairs(L["p"], shape[2:], L["k"], L["s"], L["d"])
+            k, s, d, pb = L["k"], L["s"], L["d"], [b for b, _ in pairs]
+        else:  # avgpool: symmetric padding, no dilation
+            k, s, d, pb = L["k"], L["s"], (1,) * n, L["p"]
+        for j in range(n):
+            r[j] += d[j] * (k[j] - 1) * S[j]
+            P[j] += pb[j] * S[j]
+            S[j] *= s[j]
+    return S, P, r
 
 
 def _fmt(case: Case, i: int, *pairs) -> str:
