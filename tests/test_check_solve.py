@@ -29,7 +29,7 @@ def check_json(*args):
 
 
 def by_name(doc):
-    return {c["check"]: c for c in doc["checks"]}
+    return {c["name"]: c for c in doc["checks"]}
 
 
 # ---------------------------------------------------------------------------
@@ -45,7 +45,8 @@ VGG_ALL_PASS = ["@vgg16", "--expect-output", "1x1000", "--max-params", "139M",
                 "--max-macs", "15.5G", "--min-rf", "212", "--divisible-by", "32"]
 VGG_ALL_FAIL = ["@vgg16", "--expect-output", "1x10", "--max-params", "1M",
                 "--max-macs", "1G", "--min-rf", "213", "--divisible-by", "64"]
-NAMES = ["output shape", "params", "MACs", "receptive field", "divisible by"]
+NAMES = ["output shape", "params", "MACs", "receptive field", "divisible by"]  # the table's
+KEYS = ["expect_output", "max_params", "max_macs", "min_rf", "divisible_by"]  # SPEC §5's
 
 
 def test_check_every_assertion_passes():
@@ -91,64 +92,82 @@ def test_check_some_fail_lists_only_those():
 
 
 def test_check_json_report():
+    # SPEC §5: {"ok", "checks": [{"name", "limit", "actual", "ok"}]}, plain JSON values
     r, doc = check_json(*VGG_ALL_PASS)
     assert r.exit_code == 0
-    assert doc["passed"] is True
+    assert doc["ok"] is True
     assert doc["input_shape"] == [1, 3, 224, 224]
-    assert [c["check"] for c in doc["checks"]] == NAMES
+    assert [c["name"] for c in doc["checks"]] == KEYS
     for c in doc["checks"]:
-        assert set(c) == {"check", "expected", "actual", "passed"}
-        assert c["passed"] is True
-        assert isinstance(c["expected"], str) and isinstance(c["actual"], str)
+        assert {"name", "limit", "actual", "ok"} <= set(c) <= {"name", "limit", "actual", "ok",
+                                                               "layer", "note"}
+        assert c["ok"] is True
     c = by_name(doc)
-    assert c["output shape"]["expected"] == c["output shape"]["actual"] == "1x1000"
-    assert c["params"]["expected"] == "≤ 139,000,000"
-    assert c["params"]["actual"] == "138,357,544"
-    assert c["MACs"]["expected"] == "≤ 15,500,000,000"
-    assert c["MACs"]["actual"] == "15,470,264,320"
-    assert c["receptive field"]["expected"] == "≥ 212 in every dim"
+    assert c["expect_output"]["limit"] == c["expect_output"]["actual"] == [1, 1000]
+    assert c["max_params"]["limit"] == 139_000_000
+    assert c["max_params"]["actual"] == 138_357_544
+    assert c["max_macs"]["limit"] == 15_500_000_000
+    assert c["max_macs"]["actual"] == 15_470_264_320
+    assert c["min_rf"]["limit"] == 212
+    # r 212, S 32 (five 2x pools); P adds each 3x3 conv's p=1 times its S:
+    # 2·1 + 2·2 + 3·4 + 3·8 + 3·16 = 90 (the pools pad nothing)
+    assert c["min_rf"]["actual"] == {"size": [212, 212], "stride": [32, 32], "padding": [90, 90]}
+    assert c["min_rf"]["layer"] == 32
+    assert c["divisible_by"]["limit"] == 32
+    assert c["divisible_by"]["actual"] == [32, 64, 96, 128, 160, 192, 224]
 
     r, doc = check_json(*VGG_ALL_FAIL)
     assert r.exit_code == 1
-    assert doc["passed"] is False
-    assert [c["passed"] for c in doc["checks"]] == [False] * 5
+    assert doc["ok"] is False
+    assert [c["ok"] for c in doc["checks"]] == [False] * 5
+    c = by_name(doc)
+    assert c["expect_output"]["limit"] == [1, 10] and c["expect_output"]["actual"] == [1, 1000]
+    assert c["max_params"]["limit"] == 1_000_000
+    assert c["max_macs"]["limit"] == 1_000_000_000
+    assert c["divisible_by"]["limit"] == 64
+    assert c["divisible_by"]["actual"] == 224  # the size that fails: 224 = 3·64 + 32
     assert r.stderr.count("Error: check failed:") == 5
 
 
 def test_check_csv_and_markdown():
-    r = run("check", *VGG_ALL_FAIL[:3], "--format", "csv")
+    r = run("check", *VGG_ALL_FAIL[:7], "--format", "csv")
     assert r.exit_code == 1
     lines = r.stdout.splitlines()
-    assert lines[0] == "check,expected,actual,passed"
-    assert lines[1] == "output shape,1x10,1x1000,False"
+    assert len(lines) == 4
+    assert lines[0] == "name,limit,actual,ok,note"
+    assert lines[1] == "expect_output,1x10,1x1000,false,"
+    assert lines[2] == "max_params,1000000,138357544,false,"
+    assert lines[3] == "max_macs,1000000000,15470264320,false,"
     r = run("check", *VGG_ALL_PASS[:3], "--format", "markdown")
     assert r.exit_code == 0
     assert "| output shape | 1x1000 | 1x1000 | pass |" in r.stdout
 
 
-@pytest.mark.parametrize("model,option,limit,passed,expected", [
+@pytest.mark.parametrize("model,option,limit,passed,bound,actual", [
     # @resnet50: 25,557,032 params, 4,089,184,256 MACs
-    ("@resnet50", "--max-params", "25M", False, "≤ 25,000,000"),
-    ("@resnet50", "--max-params", "26M", True, "≤ 26,000,000"),
-    ("@resnet50", "--max-params", "25.6m", True, "≤ 25,600,000"),
-    ("@resnet50", "--max-macs", "4.1G", True, "≤ 4,100,000,000"),
-    ("@resnet50", "--max-macs", "4G", False, "≤ 4,000,000,000"),
-    ("@resnet50", "--max-macs", "4089184256", True, "≤ 4,089,184,256"),  # the bound is inclusive
-    ("@resnet50", "--max-macs", "4089184255", False, "≤ 4,089,184,255"),
+    ("@resnet50", "--max-params", "25M", False, 25_000_000, 25_557_032),
+    ("@resnet50", "--max-params", "26M", True, 26_000_000, 25_557_032),
+    ("@resnet50", "--max-params", "25.6m", True, 25_600_000, 25_557_032),
+    ("@resnet50", "--max-macs", "4.1G", True, 4_100_000_000, 4_089_184_256),
+    ("@resnet50", "--max-macs", "4G", False, 4_000_000_000, 4_089_184_256),
+    ("@resnet50", "--max-macs", "4089184256", True, 4_089_184_256, 4_089_184_256),  # the bound is inclusive
+    ("@resnet50", "--max-macs", "4089184255", False, 4_089_184_255, 4_089_184_256),
     # @resnet18: 1,814,073,344 MACs; 2 GiB = 2·1024³ = 2,147,483,648 > it > 1.8 G
-    ("@resnet18", "--max-macs", "2GiB", True, "≤ 2,147,483,648"),
-    ("@resnet18", "--max-macs", "1.8G", False, "≤ 1,800,000,000"),
-    ("@resnet18", "--max-params", "11.7M", True, "≤ 11,700,000"),  # 11,689,512
-    ("@resnet18", "--max-params", "1.5Mi", False, "≤ 1,572,864"),
-    ("@mnist", "--max-params", "22k", True, "≤ 22,000"),  # 21,840
-    ("@mnist", "--max-params", "21k", False, "≤ 21,000"),
+    ("@resnet18", "--max-macs", "2GiB", True, 2_147_483_648, 1_814_073_344),
+    ("@resnet18", "--max-macs", "1.8G", False, 1_800_000_000, 1_814_073_344),
+    ("@resnet18", "--max-params", "11.7M", True, 11_700_000, 11_689_512),  # 11,689,512
+    ("@resnet18", "--max-params", "1.5Mi", False, 1_572_864, 11_689_512),
+    ("@mnist", "--max-params", "22k", True, 22_000, 21_840),  # 21,840
+    ("@mnist", "--max-params", "21k", False, 21_000, 21_840),
 ])
-def test_check_si_suffixes(model, option, limit, passed, expected):
+def test_check_si_suffixes(model, option, limit, passed, bound, actual):
     r, doc = check_json(model, option, limit)
     assert r.exit_code == (0 if passed else 1), (r.stdout, r.stderr)
     (c,) = doc["checks"]
-    assert c["passed"] is passed
-    assert c["expected"] == expected
+    assert c["name"] == option[2:].replace("-", "_")
+    assert c["ok"] is passed and doc["ok"] is passed
+    assert c["limit"] == bound and type(c["limit"]) is int
+    assert c["actual"] == actual and type(c["actual"]) is int
 
 
 @pytest.mark.parametrize("bad", ["lots", "25X", "-5", "1e9"])
@@ -162,36 +181,40 @@ def test_check_min_rf_classifier_uses_last_layer_before_mixing():
     r, doc = check_json("@vgg16", "--min-rf", "212")
     assert r.exit_code == 0
     (c,) = doc["checks"]
-    assert c["actual"] == "212x212 (at layer 32, before positions mix)"
+    assert c["actual"]["size"] == [212, 212] and c["layer"] == 32
+    assert c["note"] == "at layer 32, before positions mix"
     r, doc = check_json("@vgg16", "--min-rf", "213")
     assert r.exit_code == 1
-    assert doc["checks"][0]["passed"] is False
+    assert doc["checks"][0]["ok"] is False and doc["checks"][0]["limit"] == 213
 
 
 def test_check_min_rf_fully_convolutional():
     # two 3x3 convs: r = 1 + 2 + 2 = 5 at the output itself
     r, doc = check_json("-i", "1x1x16x16", "conv:1,k=3", "conv:1,k=3", "--min-rf", "5")
     assert r.exit_code == 0
-    assert doc["checks"][0]["actual"] == "5x5"
+    # S 1, P 0: output u sees input u..u+4
+    assert doc["checks"][0]["actual"] == {"size": [5, 5], "stride": [1, 1], "padding": [0, 0]}
     r, doc = check_json("-i", "1x1x16x16", "conv:1,k=3", "conv:1,k=3", "--min-rf", "6")
     assert r.exit_code == 1
     # "in every dim": k=5x3 gives 5x3, which is not ≥ 4 in dim 2
     r, doc = check_json("-i", "1x1x16x16", "conv:1,k=5x3", "--min-rf", "4")
     assert r.exit_code == 1
-    assert doc["checks"][0]["actual"] == "5x3"
+    assert doc["checks"][0]["actual"]["size"] == [5, 3]
 
 
 def test_check_min_rf_no_spatial_dims_fails():
     r, doc = check_json("-i", "1x10", "linear:5", "--min-rf", "1")
     assert r.exit_code == 1
-    assert doc["checks"][0]["passed"] is False
+    assert doc["checks"][0]["ok"] is False
+    assert doc["checks"][0]["actual"] is None
 
 
 def test_check_min_rf_misaligned_output_fails_with_the_note():
     # x + conv k=2 p=0:1 (x): centers u vs u + 1/2, no single receptive field
     r, doc = check_json("-i", "1x1x9x9", "save:x", "conv:1,k=2,p=0:1", "add:x", "--min-rf", "2")
     assert r.exit_code == 1
-    assert "not aligned" in doc["checks"][0]["actual"]
+    assert doc["checks"][0]["ok"] is False
+    assert "not aligned" in doc["checks"][0]["note"]
 
 
 def test_check_divisible_by_unet():
@@ -200,23 +223,28 @@ def test_check_divisible_by_unet():
     r, doc = check_json("@unet", "-i", "1x1x512x512", "--divisible-by", "16")
     assert r.exit_code == 0, r.stderr
     # 32 multiples of 16, sampled every second one: 16, 48, …, 496, and 512
-    assert doc["checks"][0]["actual"] == "checked 17 sizes from 16 to 512"
+    assert doc["checks"][0]["actual"] == [*range(16, 512, 32), 512]
+    assert len(doc["checks"][0]["actual"]) == 17
+    assert doc["checks"][0]["note"] == "checked 17 sizes from 16 to 512"
     r, doc = check_json("@unet", "-i", "1x1x512x512", "--divisible-by", "32")
     assert r.exit_code == 0, r.stderr
-    assert doc["checks"][0]["actual"] == "checked 16 sizes from 32 to 512"
+    assert doc["checks"][0]["actual"] == list(range(32, 513, 32))  # 16 multiples, all
 
 
 def test_check_divisible_by_unet_fails():
     # 528 = 16·33 works itself but is not a multiple of 32
     r, doc = check_json("@unet", "-i", "1x1x528x528", "--divisible-by", "32")
     assert r.exit_code == 1
-    assert doc["checks"][0]["actual"] == "the input 528x528 is not divisible by 32"
+    assert doc["checks"][0]["actual"] == 528
+    assert doc["checks"][0]["note"] == "the input 528x528 is not divisible by 32"
     # 512 is a multiple of 8, but 40 = 8·5 is not of 16: 40 → 20 → 10 → 5 → 2,
     # then 2·2 = 4 ≠ 5 at the first concat.  (8, the first multiple, is too small
     # for four pools at all: skipped.)
     r, doc = check_json("@unet", "-i", "1x1x512x512", "--divisible-by", "8")
     assert r.exit_code == 1
-    actual = doc["checks"][0]["actual"]
+    assert doc["checks"][0]["actual"] == 40
+    assert doc["checks"][0]["layer"] == 40
+    actual = doc["checks"][0]["note"]
     assert actual.startswith("fails at 40: layer 40 (concat:e4)")
     assert "1x512x4x4 (the current tensor) vs 1x512x5x5" in actual
 
@@ -236,10 +264,11 @@ def test_check_divisible_by_smaller_multiple_fails():
     stack = ["conv:2,k=3,p=1", "save:e"] + ["maxpool:2"] * 5 + ["up:32", "concat:e"]
     r, doc = check_json("-i", "1x1x512x512", *stack, "--divisible-by", "16")
     assert r.exit_code == 1
-    assert doc["checks"][0]["actual"].startswith("fails at 48: layer 9 (concat:e)")
+    assert doc["checks"][0]["actual"] == 48 and doc["checks"][0]["layer"] == 9
+    assert doc["checks"][0]["note"].startswith("fails at 48: layer 9 (concat:e)")
     r, doc = check_json("-i", "1x1x512x512", *stack, "--divisible-by", "32")
     assert r.exit_code == 0
-    assert doc["checks"][0]["actual"] == "checked 16 sizes from 32 to 512"
+    assert doc["checks"][0]["actual"] == list(range(32, 513, 32))
 
 
 def test_check_divisible_by_rounding_layer_without_join():
@@ -248,7 +277,8 @@ def test_check_divisible_by_rounding_layer_without_join():
                         "2")
     # 2 → 1 → too small: skipped; 4 ok; 6: 3 → 1 drops one; (12 fine)
     assert r.exit_code == 1
-    actual = doc["checks"][0]["actual"]
+    assert doc["checks"][0]["actual"] == 6 and doc["checks"][0]["layer"] == 2
+    actual = doc["checks"][0]["note"]
     assert actual.startswith("at 6: layer 2 (conv:1,k=2,s=2) never reads the last 1 input "
                              "position of 3"), actual
 
@@ -409,8 +439,8 @@ def test_solve_every_listed_solution_gives_the_target_except_tconv():
         if kind == "tconv":
             continue
         r = run("solve", kind, "--in", i, "--out", o, *extra, "--format", "json")
-        if r.exit_code == 1:  # nothing maps i to o here
-            assert r.stdout == "" and "No " in r.stderr
+        if r.exit_code == 1:  # nothing maps i to o here: still a document (SPEC §6)
+            assert json.loads(r.stdout)["solutions"] == [] and "No " in r.stderr
             continue
         assert r.exit_code == 0, (kind, i, o, extra, r.stderr)
         for x in json.loads(r.stdout)["solutions"]:

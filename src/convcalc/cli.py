@@ -30,6 +30,7 @@ class LayerError(click.ClickException):
         super().__init__(_printable(err.message)
                          + (f"\n  hint: {_printable(err.hint)}" if err.hint else ""))
         self.exit_code = err.exit_code
+        self.source = err
 
 
 class ShortUsageError(click.ClickException):
@@ -40,10 +41,84 @@ class ShortUsageError(click.ClickException):
     def __init__(self, err: click.UsageError):
         hint = f"\nTry '{err.ctx.command_path} --help' for help." if err.ctx else ""
         super().__init__(_printable(err.format_message()) + hint)
+        self.usage = err
+
+
+FORMAT_KEY = "convcalc.format"  # ctx.meta: the --format value, once click has parsed it
+ARGV_KEY = "convcalc.argv"  # ctx.meta: the command line, for errors raised while parsing it
+
+
+def _option_value(cmd: click.Command, args: Sequence[str], dest: str) -> Optional[str]:
+    """The value ``cmd``'s option ``dest`` gets on the command line ``args``
+    as click's parser would read it (the last one wins; an option's value is
+    the next word even when it looks like an option; ``--`` ends options),
+    without converting anything: for a usage error raised before click knew
+    the option.  An unknown option counts as a flag."""
+    takes = {}  # option string → (param name, how many words of value)
+    for p in cmd.params:
+        if isinstance(p, click.Option):
+            n = 0 if p.is_flag or p.count else p.nargs
+            for o in (*p.opts, *p.secondary_opts):
+                takes[o] = (p.name, n)
+    value, i = None, 0
+    while i < len(args):
+        a = args[i]
+        i += 1
+        if a == "--":
+            break
+        if a.startswith("--"):
+            name, eq, attached = a.partition("=")
+            if name not in takes:
+                continue
+            pname, n = takes[name]
+            if eq:
+                val = attached
+            elif n:
+                val = args[i] if i < len(args) else None
+                i += n
+            else:
+                continue
+            if pname == dest:
+                value = val
+        elif a.startswith("-") and len(a) > 1:  # a cluster of short options: -i1x3x8x8, -hk3
+            for j in range(1, len(a)):
+                pname, n = takes.get("-" + a[j], (None, 0))
+                if n:
+                    if j + 1 < len(a):
+                        val = a[j + 1:]
+                    else:
+                        val = args[i] if i < len(args) else None
+                        i += n
+                    if pname == dest:
+                        value = val
+                    break
+    return value
+
+
+def _format_on_command_line(group: click.Group, ctx, args: Sequence[str]) -> Optional[str]:
+    """The --format a command line asks for, following it down to the
+    command (``solve conv …``); None when it names no command taking one."""
+    cmd: click.Command = group
+    rest = list(args)
+    while isinstance(cmd, click.Group):
+        at = next((i for i, a in enumerate(rest) if not a.startswith("-")), None)
+        sub = cmd.get_command(ctx, rest[at]) if at is not None else None
+        if sub is None:
+            return None
+        cmd, rest = sub, rest[at + 1:]
+    return _option_value(cmd, rest, "fmt")
+
+
+def error_document(code: int, message: str, layer: Optional[int] = None,
+                   token: Optional[str] = None, hint: Optional[str] = None) -> dict:
+    """SPEC §6: what ``--format json`` prints on stdout when a run fails."""
+    return {"error": {"code": code, "layer": layer, "token": token, "message": message,
+                      "hint": hint}}
 
 
 class App(click.Group):
-    """Turns engine errors into exit codes, and anything unexpected into one line."""
+    """Turns engine errors into exit codes, and anything unexpected into one line;
+    with ``--format json`` an error is also a JSON document on stdout (SPEC §6)."""
 
     def make_context(self, *args, **kwargs):
         try:
@@ -54,7 +129,51 @@ class App(click.Group):
                 raise click.exceptions.Exit(0) from None
             raise ShortUsageError(e) from None
 
+    def parse_args(self, ctx, args):
+        ctx.meta[ARGV_KEY] = list(args)
+        return super().parse_args(ctx, args)
+
+    def _wants_json(self, ctx) -> bool:
+        fmt = ctx.meta.get(FORMAT_KEY)
+        if fmt is None:  # the error came before click read --format
+            try:
+                fmt = _format_on_command_line(self, ctx, ctx.meta.get(ARGV_KEY, ()))
+            except Exception:  # noqa: BLE001 - never let the error path fail
+                fmt = None
+        return fmt == "json"
+
+    def _json_error(self, ctx, err: click.ClickException, source=None) -> None:
+        if not self._wants_json(ctx):
+            return
+        from .render import dump_json
+        if isinstance(source, ConvcalcError):
+            doc = error_document(source.exit_code, _printable(source.message), source.layer,
+                                 None if source.token is None else _printable(source.token),
+                                 None if source.hint is None else _printable(source.hint))
+        else:
+            doc = error_document(err.exit_code, _printable(
+                (source or err).format_message()))
+        try:
+            click.echo(dump_json(doc))
+        except Exception:  # noqa: BLE001 - stdout gone: the stderr line still says it
+            pass
+
     def invoke(self, ctx):
+        try:
+            return self._invoke(ctx)
+        except ShortUsageError as err:
+            self._json_error(ctx, err, err.usage)
+            raise
+        except LayerError as err:
+            self._json_error(ctx, err, err.source)
+            raise
+        except (click.exceptions.Exit, click.Abort):
+            raise
+        except click.ClickException as err:
+            self._json_error(ctx, err)
+            raise
+
+    def _invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except ConvcalcError as e:
@@ -68,7 +187,9 @@ class App(click.Group):
                 SystemExit, KeyboardInterrupt, BrokenPipeError):
             raise
         except RecursionError:
-            raise click.ClickException("the stack is too deeply nested") from None
+            err = click.ClickException("the stack is too deeply nested")
+            err.exit_code = 3
+            raise err from None
         except Exception as e:  # noqa: BLE001 - a bug must still not print a traceback
             err = click.ClickException(f"internal error ({type(e).__name__}: {e}); "
                                        f"please report it with the command line")
@@ -85,17 +206,29 @@ def _console():
     return console
 
 
+def _remember_format(ctx, param, value):
+    """Note --format for the error path: an error with json is a JSON document too."""
+    ctx.meta[FORMAT_KEY] = value
+    return value
+
+
 def format_option(f):
     return click.option("--format", "fmt", type=click.Choice(FORMATS), default="table",
-                        show_default=True, help="Output format.")(f)
+                        show_default=True, callback=_remember_format, help="Output format.")(f)
 
 
 def gather_stack(layers: Sequence[str], files) -> Tuple[List[str], Optional[Tuple[int, ...]]]:
     """Tokens from ``-f`` files (in order) then the command line, and the
     default input shape named by a file's ``# input:`` line or the first ``@NAME``."""
+    tokens, shape, _ = _gather(layers, files)
+    return tokens, shape
+
+
+def _gather(layers: Sequence[str], files):
+    """gather_stack, and what declares the default input (for messages)."""
     from .language import default_input, is_onnx, split_stack_text
     tokens: List[str] = []
-    shape = None
+    shape = source = None
     for f in files:
         name = getattr(f, "name", "stack")
         if is_onnx(name):  # an ONNX file is a stack too (SPEC §3c)
@@ -107,11 +240,49 @@ def gather_stack(layers: Sequence[str], files) -> Tuple[List[str], Optional[Tupl
             raise StackSyntaxError(f"{name}: not a text file") from None
         stack = split_stack_text(text, "<stdin>" if name == "<stdin>" else name)
         tokens += stack.tokens
-        shape = shape or stack.input_shape
+        if shape is None and stack.input_shape is not None:
+            shape, source = stack.input_shape, f"the '# input:' line of {_printable(name)}"
     tokens += ["@" + t if is_onnx(t) and not t.startswith("@") else t for t in layers]
     if shape is None:
         shape = default_input(tokens)
-    return tokens, shape
+        if shape is not None:
+            source = _printable(tokens[0])
+    return tokens, shape, source
+
+
+def _fmt_shape(shape) -> str:
+    return "x".join(map(str, shape))
+
+
+def rank_suggestion(given: Sequence[int], declared: Sequence[int]) -> str:
+    """A shape of the declared rank close to what was given: one dim short
+    is a batch or channels left out (torchsummary's C×H×W): insert a 1 where
+    the result agrees with the declared batch and channels."""
+    given, declared = tuple(given), tuple(declared)
+    if len(given) + 1 == len(declared):
+        batch = (1, *given)  # the batch left out: 3x224x224 → 1x3x224x224
+        channels = (given[0], 1, *given[1:])  # the channels left out: 8x28x28 → 8x1x28x28
+
+        def fit(c):
+            return (c[1] == declared[1], c[0] == declared[0],
+                    sum(a == b for a, b in zip(c, declared)))
+        best = max((batch, channels), key=fit)  # max keeps the first of equals: batch
+        return f"did you mean {_fmt_shape(best)}?"
+    return (f"the stack takes {len(declared)}-D inputs (batch, channels and "
+            f"{len(declared) - 2} spatial dim{'' if len(declared) == 3 else 's'}), like "
+            f"{_fmt_shape(declared)}")
+
+
+def check_declared_rank(shape: Sequence[int], declared: Optional[Sequence[int]],
+                        source: Optional[str]) -> None:
+    """SPEC §6: an input whose rank disagrees with the stack's own is exit 2
+    (``-i 1x28x28 @mnist`` must not silently run a 1-D network)."""
+    if declared is None or len(shape) == len(declared):
+        return
+    raise StackSyntaxError(f"input {_fmt_shape(shape)} ({len(shape)}-D) does not match the "
+                           f"{len(declared)}-D input {_fmt_shape(declared)} declared by "
+                           f"{source or 'the stack'}",
+                           hint=rank_suggestion(shape, declared))
 
 
 def complete_layer(ctx, param, incomplete: str):
@@ -157,11 +328,13 @@ def load_stack(layers, files, input_shape):
     """Parsed layers and the input shape, from the arguments, the -f files
     (read once: stdin cannot be read twice) and a stack's own `# input:`."""
     from .language import parse_shape, parse_stack
-    tokens, default = gather_stack(layers, files)
+    tokens, default, source = _gather(layers, files)
     if not tokens:
         raise click.UsageError("no layers given: name them as arguments, with -f FILE or @MODEL "
                                "(see 'convcalc models')")
     shape = None if input_shape is None else parse_shape(input_shape)
+    if shape is not None:
+        check_declared_rank(shape, default, source)
     specs = parse_stack(tokens, shape)
     if shape is None:
         if default is None:
@@ -418,7 +591,7 @@ def check(layers, files, input_shape, dtype, fmt, expect_output, max_params, max
     """
     from . import render
     from .analysis import analyze
-    from .checks import run_checks
+    from .checks import CSV_HEADER, run_checks
     specs, shape = load_stack(layers, files, input_shape)
     a = analyze(specs, shape, dtype)
     results = run_checks(a, specs, expect_output, max_params, max_macs, min_rf, divisible_by)
@@ -426,16 +599,15 @@ def check(layers, files, input_shape, dtype, fmt, expect_output, max_params, max
         raise click.UsageError("no assertion given: use --expect-output, --max-params, "
                                "--max-macs, --min-rf or --divisible-by")
     failed = [c for c in results if not c.passed]
-    rows = [[c.name, c.expected, c.actual, "pass" if c.passed else "FAIL"] for c in results]
+    rows = [[c.label, c.expected, c.shown, "pass" if c.passed else "FAIL"] for c in results]
     summary = [f"{len(results) - len(failed)} of {len(results)} checks passed"]
-    doc = {"passed": not failed, "input_shape": list(a.input_shape),
-           "checks": [c.to_dict() for c in results]}
+    doc = {"ok": not failed, "input_shape": list(a.input_shape),
+           "checks": [c.to_dict() for c in results]}  # SPEC §5: plain numbers
     emit(fmt, render.Report(("check", "expected", "actual", "result"), rows, (), summary), doc,
-         render.csv_text(("check", "expected", "actual", "passed"),
-                         [[c.name, c.expected, c.actual, c.passed] for c in results]))
+         render.csv_text(CSV_HEADER, [c.csv_row() for c in results]))
     if failed:
         for c in failed:
-            click.echo(f"Error: check failed: {c.name}: expected {c.expected}, got {c.actual}",
+            click.echo(f"Error: check failed: {c.label}: expected {c.expected}, got {c.shown}",
                        err=True)
         raise click.exceptions.Exit(1)
 
@@ -468,9 +640,14 @@ def _solve_layer_command(kind: str):
         from . import render
         from .solve import solve_layer
         found = solve_layer(kind, size_in, size_out, kernel, stride, dilation)
-        doc = {"kind": kind, "in": size_in, "out": size_out,
+        doc = {"ok": bool(found), "kind": kind, "in": size_in, "out": size_out,
                "solutions": [x.to_dict() for x in found]}
+        csv_header = ("token", "before", "after", "op")
         if not found:
+            if fmt == "json":  # a document whatever happened, as check prints one (SPEC §6)
+                emit(fmt, [], doc, "")
+            elif fmt == "csv":
+                emit(fmt, [], doc, render.csv_text(csv_header, []))
             click.echo(f"No {kind} with those settings maps {size_in} to {size_out}.", err=True)
             raise click.exceptions.Exit(1)
         rows = [[x.token, render.fmt_padding((x.padding,)), str(x.op), x.formula(size_in)]
@@ -479,8 +656,7 @@ def _solve_layer_command(kind: str):
         ways = f"{len(found)} way{'' if len(found) == 1 else 's'}"
         emit(fmt, render.Report(heads, rows, (),
                                 [f"{ways} to map {size_in} → {size_out} with {kind}"]),
-             doc, render.csv_text(("token", "before", "after", "op"),
-                                  [[x.token, *x.padding, x.op] for x in found]))
+             doc, render.csv_text(csv_header, [[x.token, *x.padding, x.op] for x in found]))
     command.__doc__ = (f"Every {kind} geometry that maps an input size to a target size "
                        f"(paddings{' and output paddings' if kind == 'tconv' else ''}; "
                        f"kernel and stride too when not given).")
@@ -523,7 +699,8 @@ def solve_sizes_command(layers, files, input_shape, dtype, fmt, size_range):
     if res.failures:
         lines.append("For example:")
         lines += [f"  {n}: {why}" for n, why in res.failures[:3]]
-    emit(fmt, lines, res.to_dict(), render.csv_text(("size",), [[n] for n in res.sizes]))
+    emit(fmt, lines, {"ok": bool(res.sizes), **res.to_dict()},
+         render.csv_text(("size",), [[n] for n in res.sizes]))
     if not res.sizes:
         click.echo(f"Error: no input size in {lo}..{hi} goes through exactly", err=True)
         raise click.exceptions.Exit(1)
