@@ -51,7 +51,7 @@ from typing import List, Optional, Sequence
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, Phase, assume, given, settings
+from hypothesis import HealthCheck, Phase, assume, given, seed, settings
 from hypothesis import strategies as st
 
 from convcalc import language
@@ -558,6 +558,30 @@ FUZZ = dict(deadline=DEADLINE_MS, database=None, derandomize=False, print_blob=T
             suppress_health_check=list(HealthCheck),
             phases=[Phase.explicit, Phase.generate, Phase.target, Phase.shrink])
 
+# Fresh examples every run, yet every run repeatable: the seed is drawn once (or
+# taken from CONVCALC_FUZZ_SEED) and a failure names it, so a CI log says how to
+# run the same examples again.
+FUZZ_SEED = int(os.environ.get("CONVCALC_FUZZ_SEED") or
+                __import__("random").SystemRandom().randrange(2 ** 32))
+
+
+def reproducible(test):
+    """The hypothesis test under FUZZ_SEED; a failure says how to repeat it."""
+    import functools
+    seeded = seed(FUZZ_SEED)(test)
+
+    @functools.wraps(test)
+    def run(*args, **kwargs):
+        try:
+            return seeded(*args, **kwargs)
+        except BaseException as e:
+            if isinstance(e, (KeyboardInterrupt, pytest.skip.Exception)):
+                raise
+            raise AssertionError(f"{type(e).__name__}: {e}\n(fuzz seed {FUZZ_SEED}: "
+                                 f"CONVCALC_FUZZ_SEED={FUZZ_SEED} pytest {__file__} repeats "
+                                 f"these examples)") from e
+    return run
+
 
 @pytest.fixture(scope="module", autouse=True)
 def warm_up():
@@ -571,6 +595,7 @@ def warm_up():
 # the fuzz tests
 # ---------------------------------------------------------------------------
 
+@reproducible
 @settings(max_examples=EXAMPLES["test_fuzz_language"], **FUZZ)
 @given(case=analysis_case(garbage=0.6, huge=True))
 def test_fuzz_language(case):
@@ -611,6 +636,7 @@ def mostly_wellformed_token(draw):
     return draw(wellformed_token() if uniform(draw) < 0.97 else token(0.1))
 
 
+@reproducible
 @settings(max_examples=EXAMPLES["test_fuzz_wellformed_stacks"], **FUZZ)
 @given(case=analysis_case(garbage=0.0, huge=True, tokens_strategy=mostly_wellformed_token()))
 def test_fuzz_wellformed_stacks(case):
@@ -675,6 +701,7 @@ def solve_models_or_soup(draw):
     return Case(command, argv, toks, options, None)
 
 
+@reproducible
 @settings(max_examples=EXAMPLES["test_fuzz_solve_models_and_options"], **FUZZ)
 @given(case=solve_models_or_soup())
 def test_fuzz_solve_models_and_options(case):
@@ -721,6 +748,7 @@ def file_case(draw, paths):
     return case, content
 
 
+@reproducible
 @settings(max_examples=EXAMPLES["test_fuzz_stack_files"], **FUZZ)
 @given(data=st.data())
 def test_fuzz_stack_files(data, files):
