@@ -665,19 +665,25 @@ class _FxWalker(_Walker):
             op = _func_name(node.target)
             name = node.name
             handler = self.methods.get(node.target)
-        try:
+        def call():
             if handler is None:
                 raise _No()
             if node.op == "call_module":
                 self.check_shared([f"{node.target}.{n}" for n, _ in m.named_parameters()],
                                   "called")
-                got = handler(self, m, args, kwargs, name, value)
-            else:
-                self.check_shared(_param_names(args, kwargs), "used")
-                got = handler(self, args, kwargs, name, value, node)
+                return handler(self, m, args, kwargs, name, value)
+            self.check_shared(_param_names(args, kwargs), "used")
+            return handler(self, args, kwargs, name, value, node)
+        self.apply(node, op, name, value, call)
+
+    def apply(self, node, op: str, name: str, value, call) -> None:
+        """Map one node through its handler; an op with no twin is noted (every
+        such op goes into one message) and stands in as a plain tensor."""
+        try:
+            got = call()
         except _No as e:
             self.fail(f"{op} ({e.what})" if e.what else op, name)
-            got = _T(node.name, tuple(value.shape)) if _is_tensor(torch, value) else value
+            got = _T(node.name, tuple(value.shape)) if _is_tensor(self.torch, value) else value
         self.env[node] = got
 
     # a token on the first tensor argument, with torch's output shape
@@ -1443,12 +1449,10 @@ class _ExportWalker(_FxWalker):
         kwargs = torch.fx.node.map_arg(node.kwargs, lambda a: self.env[a])
         op = _func_name(node.target)
         handler = self.funcs.get(node.target) if node.op == "call_function" else None
-        try:
+
+        def call():
             if handler is None:
                 raise _No()
             self.check_shared(_param_names(args, kwargs), "used")
-            got = handler(self, args, kwargs, name, value, node)
-        except _No as e:
-            self.fail(f"{op} ({e.what})" if e.what else op, name)
-            got = _T(node.name, tuple(value.shape)) if _is_tensor(torch, value) else value
-        self.env[node] = got
+            return handler(self, args, kwargs, name, value, node)
+        self.apply(node, op, name, value, call)
