@@ -815,12 +815,17 @@ def _pool_pads(at, rank, ins, k, s, d):
 
 # ---------------------------------------------------------------- the table
 
-def _conv(im: _Importer, node, name, ins):
-    at = im.attrs(node)
+def _conv_weights(im: _Importer, node):
+    """(attributes, weight shape, spatial rank) of a Conv or ConvTranspose, whose
+    weights must be in the file: a layer token has no run-time weights."""
     if not im.is_const(node.input[1]):
         raise _NoTwin("its weights are computed at run time")
     w = im.shape(node.input[1])
-    rank = len(w) - 2
+    return im.attrs(node), w, len(w) - 2
+
+
+def _conv(im: _Importer, node, name, ins):
+    at, w, rank = _conv_weights(im, node)
     k = at.get("kernel_shape") or w[2:]
     bias = len(node.input) > 2 and node.input[2] != ""
     tok = _kv(f"conv:{w[0]}", k=_dims(k),
@@ -833,11 +838,7 @@ def _conv(im: _Importer, node, name, ins):
 
 
 def _tconv(im: _Importer, node, name, ins):
-    at = im.attrs(node)
-    if not im.is_const(node.input[1]):
-        raise _NoTwin("its weights are computed at run time")
-    w = im.shape(node.input[1])
-    rank = len(w) - 2
+    at, w, rank = _conv_weights(im, node)
     g = at.get("group", 1)
     k = list(at.get("kernel_shape") or w[2:])
     s = list(at.get("strides") or [1] * rank)
