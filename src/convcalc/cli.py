@@ -533,6 +533,74 @@ def rf(layers, files, input_shape, dtype, fmt, explain, at, layer, show, erf, ve
     finish(fmt, lines, reg.to_dict(), render.region_csv(reg), v)
 
 
+@cli.command()
+@click.argument("layers", nargs=-1, metavar="LAYER", shell_complete=complete_layer)
+@click.option("-i", "--input", "input_shape", metavar="SHAPE",
+              help="Input shape, batch first: 1x1x7x7 (2-D) or 1x1x9 (1-D).")
+@format_option
+@click.option("--svg", "svg_path", metavar="FILE",
+              help="Write an animated SVG: one frame per output position, looping (the first "
+                   "frame shows in viewers without animation).")
+@click.option("--at", "at", metavar="POS", callback=parse_position,
+              help="Only this output position (3,5).")
+@click.option("--frames", "max_frames", type=click.IntRange(min=1), metavar="N",
+              help="At most N frames, the first output positions in order (default: 64 in the "
+                   "terminal; every position, up to 4096, in --svg and --format json).")
+@click.option("--ascii", "ascii_only", is_flag=True,
+              help="Plain ASCII cells (the default when the terminal is not UTF-8).")
+def draw(layers, input_shape, fmt, svg_path, at, max_frames, ascii_only):
+    """The conv arithmetic of one layer, position by position.
+
+    \b
+    The input grid with its padding cells (a transposed conv's inserted
+    zeros), the kernel's footprint with its dilation holes, the output grid,
+    and which inputs each output position reads (with the weights of an
+    average pool or an interpolation). Examples:
+      convcalc draw conv:1,k=3,d=2,p=same -i 1x1x7x7
+      convcalc draw tconv:1,k=3,s=2,p=1,op=1 -i 1x1x3x3 --svg tconv.svg
+      convcalc draw up:2,mode=bilinear -i 1x1x3x3 --at 1,4
+    """
+    from . import arithmetic, layer_pictures, render
+    if len(layers) != 1:
+        raise click.UsageError("draw takes one layer token" + (
+            f", got {len(layers)}: {' '.join(_printable(t) for t in layers[:4])}"
+            f"{' …' if len(layers) > 4 else ''}" if layers else " (e.g. conv:1,k=3,p=1)"))
+    if input_shape is None:
+        raise click.UsageError("missing -i/--input SHAPE (e.g. -i 1x1x7x7)")
+    pic = arithmetic.picture(layers[0], input_shape)
+    if at is not None:
+        frames, cut = [pic.frame(at)], None
+    else:
+        terminal = svg_path is None and fmt in ("table", "markdown")
+        cap = max_frames or (64 if terminal else arithmetic.MAX_FRAMES)
+        frames = [pic.frame(p) for _, p in zip(range(cap), pic.positions())]
+        cut = None if len(frames) == pic.count else (
+            f"(the first {len(frames)} of {pic.count} output positions; --frames N or --at POS "
+            f"for others)")
+    if svg_path is not None:
+        from .importing import write_atomically
+        write_atomically(svg_path, layer_pictures.svg(pic, frames, cut), option="--svg")
+        if fmt in ("table", "markdown"):
+            click.echo(f"Wrote {_printable(svg_path)}: {len(frames)} frame"
+                       f"{'s' if len(frames) != 1 else ''} of {_printable(pic.token)} on "
+                       f"{_fmt_shape(pic.input_shape)}")
+            return
+    ascii_only = ascii_only or not _utf8_stdout()
+    doc = arithmetic.to_dict(pic, frames)
+    csv_rows = [[*f.at, *cell, arithmetic.weight_number(w)]
+                for f in frames for cell, w in sorted(f.reads.items())]
+    names = ("y", "x") if len(pic.dims) == 2 else ("x",)
+    header = [f"at_{n}" for n in names] + [f"in_{n}" for n in names] + ["weight"]
+    lines = [] if fmt not in ("table", "markdown") else \
+        layer_pictures.text(pic, frames, ascii_only, cut)
+    emit(fmt, lines, doc, render.csv_text(header, csv_rows))
+
+
+def _utf8_stdout() -> bool:
+    enc = getattr(click.get_text_stream("stdout"), "encoding", None) or ""
+    return enc.lower().replace("-", "").startswith("utf")
+
+
 def _shape_option(ctx, param, value):
     from .language import parse_shape
     if value is None:
