@@ -501,9 +501,12 @@ def shape(layers, files, input_shape, dtype, fmt, explain, verify, seed, max_mem
 @click.option("--erf", is_flag=True,
               help="The effective receptive field (Luo et al. 2016) of --at (default: the "
                    "output's center) as a heatmap: |∂y/∂x| with uniform weights.")
+@click.option("--svg", "svg_path", metavar="FILE",
+              help="With --erf: also write the heatmap as SVG, with the box of 95% of the "
+                   "gradient mass, the theoretical region and a colour scale.")
 @verify_options
-def rf(layers, files, input_shape, dtype, fmt, explain, at, layer, show, erf, verify, seed,
-       max_memory):
+def rf(layers, files, input_shape, dtype, fmt, explain, at, layer, show, erf, svg_path, verify,
+       seed, max_memory):
     """Receptive field per layer: size r, effective stride S, effective padding P.
 
     \b
@@ -515,8 +518,12 @@ def rf(layers, files, input_shape, dtype, fmt, explain, at, layer, show, erf, ve
     from .analysis import region_at
     a = run_analysis(layers, files, input_shape, dtype, explain)
     v = run_verify(a, seed, max_memory) if verify else None
+    if svg_path is not None and not erf:
+        raise click.UsageError("--svg goes with --erf (the heatmap); draw one layer's "
+                               "arithmetic with 'convcalc draw'")
     if erf:
-        return _erf(a, at, layer, fmt, v)
+        return _erf(a, at, layer, fmt, v, svg_path, [f.name for f in files if f.name != "<stdin>"]
+                    + list(layers))
     if at is None:
         if layer is not None or show:
             raise click.UsageError(f"{'--layer' if layer is not None else '--show'} goes with "
@@ -611,7 +618,7 @@ def _shape_option(ctx, param, value):
         raise click.BadParameter(e.reason) from None
 
 
-def _erf(a, at, layer, fmt, v) -> None:
+def _erf(a, at, layer, fmt, v, svg_path=None, inputs=()) -> None:
     from . import pictures, render
     from .analysis import region_at
     target = len(a.layers) - 1
@@ -623,13 +630,24 @@ def _erf(a, at, layer, fmt, v) -> None:
     out = a.layers[target].spatial_sizes
     if at is None:
         at = tuple(n // 2 for n in out)
-    region_at(a, at, a.layers[target].index)  # validates the position and the path
+    reg = region_at(a, at, a.layers[target].index)  # validates the position and the path
     g = pictures.erf(a, at, target)
     ext = pictures.erf_extent(g)
+    if svg_path is not None:
+        from .heatmap_svg import erf_svg
+        from .importing import write_atomically
+        row = a.layers[target]
+        title = (f"Effective receptive field of output {','.join(map(str, at))} of layer "
+                 f"{row.index} ({row.spec}) on {_fmt_shape(a.input_shape)}")
+        write_atomically(svg_path, erf_svg(g, ext, title, reg.region),
+                         inputs=[t.lstrip("@") for t in inputs], option="--svg")
     doc = {"at": list(at), "layer": a.layers[target].index,
            "extent_95": [list(e) for e in ext],
            "erf": [[round(float(x), 6) for x in row] for row in g.reshape(-1, g.shape[-1])]}
-    finish(fmt, pictures.erf_lines(a, at, target, g), doc,
+    lines = pictures.erf_lines(a, at, target, g)
+    if svg_path is not None:
+        lines.append(f"Wrote {_printable(svg_path)}")
+    finish(fmt, lines, doc,
            render.csv_text([f"x{i}" for i in range(g.shape[-1])], doc["erf"]), v)
 
 
