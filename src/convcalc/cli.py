@@ -568,12 +568,12 @@ def draw(layers, input_shape, fmt, svg_path, at, max_frames, ascii_only):
       convcalc draw up:2,mode=bilinear -i 1x1x3x3 --at 1,4
     """
     from . import arithmetic, layer_pictures, render
-    if len(layers) != 1:
-        raise click.UsageError("draw takes one layer token" + (
+    if len(layers) != 1:  # one line (SPEC §6), exit 2
+        raise StackSyntaxError("draw takes one layer token" + (
             f", got {len(layers)}: {' '.join(_printable(t) for t in layers[:4])}"
             f"{' …' if len(layers) > 4 else ''}" if layers else " (e.g. conv:1,k=3,p=1)"))
     if input_shape is None:
-        raise click.UsageError("missing -i/--input SHAPE (e.g. -i 1x1x7x7)")
+        raise StackSyntaxError("draw needs -i/--input SHAPE (e.g. -i 1x1x7x7)")
     pic = arithmetic.picture(layers[0], input_shape)
     if at is not None:
         frames, cut = [pic.frame(at)], None
@@ -604,7 +604,7 @@ def draw(layers, input_shape, fmt, svg_path, at, max_frames, ascii_only):
 
 
 def _utf8_stdout() -> bool:
-    enc = getattr(click.get_text_stream("stdout"), "encoding", None) or ""
+    enc = getattr(sys.stdout, "encoding", None) or ""
     return enc.lower().replace("-", "").startswith("utf")
 
 

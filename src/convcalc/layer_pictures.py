@@ -145,6 +145,10 @@ def legend_line(ascii: bool) -> str:
     return LEGEND.format(**{k: v[g].strip() or v[g] for k, v in GLYPHS.items()})
 
 
+ASCII = {"→": "->", "−": "-", "·": "*", "½": "1/2", "⌊": "floor(", "⌋": ")", "⌈": "ceil(",
+         "⌉": ")", "×": "x", "…": "...", "∘": "o"}
+
+
 def text(pic: Picture, frames: Sequence[Frame], ascii: bool = False,
          cut: Optional[str] = None) -> List[str]:
     check_size(pic)
@@ -153,7 +157,11 @@ def text(pic: Picture, frames: Sequence[Frame], ascii: bool = False,
         lines += frame_lines(pic, f, ascii) + [""]
     if cut:
         lines.append(cut)
-    return lines + [legend_line(ascii)]
+    lines.append(legend_line(ascii))
+    if not ascii:
+        return lines
+    table = str.maketrans(ASCII)
+    return [line.translate(table).encode("ascii", "replace").decode() for line in lines]
 
 
 # ---------------------------------------------------------------------------
