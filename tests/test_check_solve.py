@@ -209,12 +209,17 @@ def test_check_min_rf_no_spatial_dims_fails():
     assert doc["checks"][0]["actual"] is None
 
 
-def test_check_min_rf_misaligned_output_fails_with_the_note():
-    # x + conv k=2 p=0:1 (x): centers u vs u + 1/2, no single receptive field
+def test_check_min_rf_misaligned_output_tests_the_box_and_notes_the_offset():
+    # x + conv k=2 p=0:1 (x): windows [u, u+1] and [u, u], centers 1/2 apart; the
+    # field is their box, size 2: --min-rf 2 passes with the note, 3 fails
     r, doc = check_json("-i", "1x1x9x9", "save:x", "conv:1,k=2,p=0:1", "add:x", "--min-rf", "2")
-    assert r.exit_code == 1
-    assert doc["checks"][0]["ok"] is False
-    assert "not aligned" in doc["checks"][0]["note"]
+    assert r.exit_code == 0
+    (c,) = doc["checks"]
+    assert c["ok"] is True and c["actual"]["size"] == [2, 2]
+    assert c["actual"]["misaligned_by"] == [0.5, 0.5]
+    assert "centered up to 1/2 input positions apart" in c["note"]
+    r, doc = check_json("-i", "1x1x9x9", "save:x", "conv:1,k=2,p=0:1", "add:x", "--min-rf", "3")
+    assert r.exit_code == 1 and doc["checks"][0]["ok"] is False
 
 
 def test_check_divisible_by_unet():
@@ -222,10 +227,11 @@ def test_check_divisible_by_unet():
     # 512 halves exactly four times
     r, doc = check_json("@unet", "-i", "1x1x512x512", "--divisible-by", "16")
     assert r.exit_code == 0, r.stderr
-    # 32 multiples of 16, sampled every second one: 16, 48, …, 496, and 512
-    assert doc["checks"][0]["actual"] == [*range(16, 512, 32), 512]
-    assert len(doc["checks"][0]["actual"]) == 17
-    assert doc["checks"][0]["note"] == "checked 17 sizes from 16 to 512"
+    # 32 multiples of 16 sampled to 16 (as the help says): 15 spread evenly,
+    # index i·31//15 = 0, 2, …, 28 → 16, 48, …, 464, and 512 itself
+    assert doc["checks"][0]["actual"] == [*range(16, 465, 32), 512]
+    assert len(doc["checks"][0]["actual"]) == 16
+    assert doc["checks"][0]["note"] == "checked 16 sizes from 16 to 512"
     r, doc = check_json("@unet", "-i", "1x1x512x512", "--divisible-by", "32")
     assert r.exit_code == 0, r.stderr
     assert doc["checks"][0]["actual"] == list(range(32, 513, 32))  # 16 multiples, all

@@ -579,7 +579,8 @@ def _erf(a, at, layer, fmt, v) -> None:
                    "mix) is at least N in every dim.")
 @click.option("--divisible-by", type=click.IntRange(min=1), metavar="N",
               help="The input is divisible by N, and every input size divisible by N (up to "
-                   "this one) goes through without rounding or misaligned joins.")
+                   "this one; 16 of them sampled) goes through without rounding, every "
+                   "add/concat lining up.")
 def check(layers, files, input_shape, dtype, fmt, expect_output, max_params, max_macs, min_rf,
           divisible_by):
     """Assertions for CI: exit 1 and list what failed.
