@@ -625,25 +625,70 @@ def solve():
     """
 
 
+SOLVE_HELP = {
+    "conv": "Every conv (kernel, stride, padding) that maps an input size to a target size.",
+    "tconv": "Every transposed conv (kernel, stride, crop, output padding) that maps an "
+             "input size to a target size.",
+    "maxpool": "Every max pool (kernel, stride, padding, ceil mode) that maps an input size "
+               "to a target size.",
+    "avgpool": "Every average pool (kernel, stride, padding, ceil mode) that maps an input "
+               "size to a target size.",
+}
+
+
+SOLVE_ORDER = {
+    "conv": "Best first: no window of padding only, symmetric padding (as nn.Conv takes "
+            "it), every input read, then the smallest padding, kernel and stride.",
+    "tconv": "Best first: the smallest crop, then output padding, kernel and stride.",
+    **dict.fromkeys(("maxpool", "avgpool"),
+                    "Best first: no window of padding only, symmetric padding (as the nn "
+                    "pool takes it), floor before ceil mode, every input read, then the "
+                    "smallest padding."),
+}
+
+
+def _solution_notes(x) -> str:
+    """Why a solution ranks where it does, in words."""
+    notes = []
+    if x.wasted:
+        notes.append("a window reads padding only")
+    if not x.in_pytorch:
+        notes.append("asymmetric: F.pad first")
+    if x.ceil:
+        notes.append("ceil mode")
+    if x.loses:
+        notes.append("leaves inputs unread")
+    return "; ".join(notes)
+
+
 def _solve_layer_command(kind: str):
-    @solve.command(kind)
-    @click.option("--in", "size_in", type=click.IntRange(min=1), required=True, metavar="N",
-                  help="Input size (one spatial dim).")
-    @click.option("--out", "size_out", type=click.IntRange(min=1), required=True, metavar="N",
-                  help="Wanted output size.")
-    @click.option("-k", "--kernel", type=click.IntRange(min=1),
-                  help="Kernel size (searched over 1..11 when left out).")
-    @click.option("-s", "--stride", type=click.IntRange(min=1),
-                  help="Stride (searched over 1..4 when left out).")
-    @click.option("-d", "--dilation", type=click.IntRange(min=1), default=1, show_default=True)
-    @format_option
-    def command(size_in, size_out, kernel, stride, dilation, fmt):
+    options = [
+        click.option("--in", "size_in", type=click.IntRange(min=1), required=True, metavar="N",
+                     help="Input size (one spatial dim)."),
+        click.option("--out", "size_out", type=click.IntRange(min=1), required=True,
+                     metavar="N", help="Wanted output size."),
+        click.option("-k", "--kernel", type=click.IntRange(min=1),
+                     help="Kernel size (searched over 1..11 when left out)."),
+        click.option("-s", "--stride", type=click.IntRange(min=1),
+                     help="Stride (searched over 1..4 when left out)."),
+    ]
+    if kind != "avgpool":  # PyTorch's AvgPool has no dilation
+        options.append(click.option("-d", "--dilation", type=click.IntRange(min=1), default=1,
+                                    show_default=True, help="Dilation."))
+    options += [
+        click.option("--limit", type=click.IntRange(min=0), default=10, show_default=True,
+                     metavar="N", help="List the best N (0: all of them)."),
+        format_option,
+    ]
+
+    def command(size_in, size_out, kernel, stride, fmt, limit, dilation=1):
         from . import render
         from .solve import solve_layer
-        found = solve_layer(kind, size_in, size_out, kernel, stride, dilation)
+        every = solve_layer(kind, size_in, size_out, kernel, stride, dilation)
+        found = every[:limit] if limit else every
         doc = {"ok": bool(found), "kind": kind, "in": size_in, "out": size_out,
-               "solutions": [x.to_dict() for x in found]}
-        csv_header = ("token", "before", "after", "op")
+               "total": len(every), "solutions": [x.to_dict() for x in found]}
+        csv_header = ("token", "before", "after", "op", "ceil")
         if not found:
             if fmt == "json":  # a document whatever happened, as check prints one (SPEC §6)
                 emit(fmt, [], doc, "")
@@ -651,17 +696,22 @@ def _solve_layer_command(kind: str):
                 emit(fmt, [], doc, render.csv_text(csv_header, []))
             click.echo(f"No {kind} with those settings maps {size_in} to {size_out}.", err=True)
             raise click.exceptions.Exit(1)
-        rows = [[x.token, render.fmt_padding((x.padding,)), str(x.op), x.formula(size_in)]
-                for x in found]
-        heads = ("layer", "crop" if kind == "tconv" else "padding", "op", "check")
-        ways = f"{len(found)} way{'' if len(found) == 1 else 's'}"
+        rows = [[x.token, render.fmt_padding((x.padding,)), str(x.op), x.formula(size_in),
+                 _solution_notes(x)] for x in found]
+        heads = ("layer", "crop" if kind == "tconv" else "padding", "op", "check", "note")
+        ways = f"{len(every)} way{'' if len(every) == 1 else 's'}"
+        shown = f"; the best {len(found)} (--limit 0 lists all)" if len(found) < len(every) \
+            else ""
         emit(fmt, render.Report(heads, rows, (),
-                                [f"{ways} to map {size_in} → {size_out} with {kind}"]),
-             doc, render.csv_text(csv_header, [[x.token, *x.padding, x.op] for x in found]))
-    command.__doc__ = (f"Every {kind} geometry that maps an input size to a target size "
-                       f"(paddings{' and output paddings' if kind == 'tconv' else ''}; "
-                       f"kernel and stride too when not given).")
-    return command
+                                [f"{ways} to map {size_in} → {size_out} with {kind}{shown}",
+                                 SOLVE_ORDER[kind]]),
+             doc, render.csv_text(csv_header, [[x.token, *x.padding, x.op,
+                                                str(x.ceil).lower()] for x in found]))
+
+    for option in reversed(options):
+        command = option(command)
+    return solve.command(kind, help=SOLVE_HELP[kind], short_help=SOLVE_HELP[kind].split(" that")[0]
+                         )(command)
 
 
 for _kind in ("conv", "tconv", "maxpool", "avgpool"):
