@@ -308,7 +308,11 @@ def complete_layer(ctx, param, incomplete: str):
             if key.startswith(last) and "=" not in last]
 
 
-def stack_arguments(f):
+def stack_arguments(f=None, *, memory: bool = True):
+    """The stack and its input; ``memory`` False where --dtype changes nothing
+    (it is still accepted, hidden, so scripts that pass it keep working)."""
+    if f is None:
+        return lambda g: stack_arguments(g, memory=memory)
     f = click.argument("layers", nargs=-1, metavar="[LAYER]...",
                        shell_complete=complete_layer)(f)
     f = click.option("-f", "--file", "files", type=click.File("r"), multiple=True,
@@ -319,7 +323,7 @@ def stack_arguments(f):
                           "1x1x32x64x64 (3-D). Optional when the stack names one.")(f)
     f = click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16", "float64",
                                                    "int8"]),
-                     default="float32", show_default=True,
+                     default="float32", show_default=True, hidden=not memory,
                      help="Element type for activation and parameter memory.")(f)
     return f
 
@@ -487,14 +491,15 @@ def shape(layers, files, input_shape, dtype, fmt, explain, verify, seed, max_mem
 
 
 @cli.command()
-@stack_arguments
+@stack_arguments(memory=False)
 @format_option
 @explain_option
 @click.option("--at", "at", metavar="POS", callback=parse_position,
               help="An output position, one index per spatial dim (3,5): print the exact input "
                    "region it depends on.")
 @click.option("--layer", type=click.IntRange(min=1), metavar="N",
-              help="With --at: a position of layer N's output instead of the last layer's.")
+              help="With --at or --erf: the position is in the output of layer N (its # in "
+                   "the table), not of the last layer.")
 @click.option("--show", is_flag=True,
               help="With --at: draw the input as a grid, marking what the position depends on "
                    "and the padding it reads (inputs up to 80 per dim).")
@@ -516,6 +521,9 @@ def rf(layers, files, input_shape, dtype, fmt, explain, at, layer, show, erf, ve
     a = run_analysis(layers, files, input_shape, dtype, explain)
     v = run_verify(a, seed, max_memory) if verify else None
     if erf:
+        if show:
+            raise click.UsageError("--show draws --at's exact region and --erf its own "
+                                   "heatmap: use one of them")
         return _erf(a, at, layer, fmt, v)
     if at is None:
         if layer is not None or show:
@@ -566,7 +574,7 @@ def _erf(a, at, layer, fmt, v) -> None:
 
 
 @cli.command()
-@stack_arguments
+@stack_arguments(memory=False)
 @format_option
 @click.option("--expect-output", callback=_shape_option, metavar="SHAPE",
               help="The output shape must be exactly this (1x10).")
@@ -727,7 +735,7 @@ def _size_range(ctx, param, value):
 
 
 @solve.command("sizes")
-@stack_arguments
+@stack_arguments(memory=False)
 @format_option
 @click.option("--range", "size_range", callback=_size_range, default="32..1024",
               show_default=True, metavar="LO..HI", help="The input sizes to try.")
