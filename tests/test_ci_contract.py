@@ -238,7 +238,7 @@ def test_solve_without_solution_prints_a_document():
     assert "No tconv with those settings maps 4 to 100." in r.stderr
     r = run("solve", "tconv", "--in", 4, "--out", 100, "-k", 3, "-s", 2, "--format", "csv")
     assert r.exit_code == 1
-    assert r.stdout.splitlines() == ["token,before,after,op"]
+    assert r.stdout.splitlines() == ["token,before,after,op,ceil"]
     # and with a solution: 8 → 4, k=2 s=2, no padding
     r = run("solve", "conv", "--in", 8, "--out", 4, "-k", 2, "-s", 2, "--format", "json")
     assert r.exit_code == 0
