@@ -6,7 +6,7 @@ per-dim weights.  So the picture is built per dim (:class:`DimPicture`) on
 the layer's own :class:`~convcalc.layers.Window` and padding, and a
 :class:`Frame` for an N-D output position is the product of the dims'.
 
-Per dim the input is laid out on a *working grid*, the seeds' picture of
+Per dim the input is laid out on a *working grid*, the tutorials' picture of
 the layer:
 
 * conv and pools: the input with its padding cells (``pad``); a ceil-mode
@@ -236,7 +236,7 @@ def _window_dim(w: Window, pb: int, pa: int, kind: str, include_pad: bool) -> Di
 
 
 def _tconv_dim(w: Window, pb: int, pa: int) -> DimPicture:
-    """A transposed conv as the seeds draw it: a stride-1 conv over the input
+    """A transposed conv as the tutorials draw it: a stride-1 conv over the input
     with s − 1 zeros between positions and d·(k−1) − p implicit padding."""
     n, s, d, k = w.in_size, w.stride, w.dilation, w.k
     D = d * (k - 1)

@@ -205,7 +205,7 @@ def svg(pic: Picture, frames: Sequence[Frame], cut: Optional[str] = None) -> str
     one_d = len(pic.dims) == 1
     left, top = 34, 86
     gx0, gy0 = left, top
-    if one_d:  # the output below the input, as the 1-D seeds draw it
+    if one_d:  # the output below the input, as 1-D tutorials draw it
         ox0, oy0 = left, top + C + 64
     else:
         ox0, oy0 = left + n_cols * C + 70, top
