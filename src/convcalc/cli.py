@@ -568,7 +568,8 @@ def _erf(a, at, layer, fmt, v) -> None:
     ext = pictures.erf_extent(g)
     doc = {"at": list(at), "layer": a.layers[target].index,
            "extent_95": [list(e) for e in ext],
-           "erf": [[round(float(x), 6) for x in row] for row in g.reshape(-1, g.shape[-1])]}
+           # seven significant digits: a gradient of 1e-9 of the peak is not 0
+           "erf": [[float(f"{x:.7g}") for x in row] for row in g.reshape(-1, g.shape[-1])]}
     finish(fmt, pictures.erf_lines(a, at, target, g), doc,
            render.csv_text([f"x{i}" for i in range(g.shape[-1])], doc["erf"]), v)
 
