@@ -651,7 +651,8 @@ def _erf(a, at, layer, fmt, v, svg_path=None, inputs=()) -> None:
                          inputs=[t.lstrip("@") for t in inputs], option="--svg")
     doc = {"at": list(at), "layer": a.layers[target].index,
            "extent_95": [list(e) for e in ext],
-           "erf": [[round(float(x), 6) for x in row] for row in g.reshape(-1, g.shape[-1])]}
+           # seven significant digits: a gradient of 1e-9 of the peak is not 0
+           "erf": [[float(f"{x:.7g}") for x in row] for row in g.reshape(-1, g.shape[-1])]}
     lines = pictures.erf_lines(a, at, target, g)
     if svg_path is not None:
         lines.append(f"Wrote {_printable(svg_path)}")
