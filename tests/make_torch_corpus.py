@@ -618,6 +618,11 @@ def _run_pad(layer, x, env):
     mode = layer.get("mode", layer.get("_mode", "zeros"))
     mode = "constant" if mode == "zeros" else mode
     value = float(layer["value"]) if "value" in layer else None
+    if mode == "circular" and any(i + min(b, 0) + min(a, 0) <= 0 and i + b + a > 0
+                                  for i, (b, a) in zip(x.shape[2:], pairs)):
+        # PyTorch 2.13 returns a tensor of uninitialized memory here (F.pad of
+        # [0.] by (1, -1) gives 2.2e-38): no input is left to wrap; convcalc refuses
+        raise Rejected("circular padding crops the whole input (torch: uninitialized output)")
     return _one(lambda: F.pad(x, _fpad_arg(pairs), mode=mode, value=value))
 
 

@@ -817,3 +817,17 @@ def test_avgpool3d_asymmetric_padding_checks_the_padded_input():
     assert tuple(F.avg_pool3d(x, 4, (2, 1, 1)).shape) == a.output_shape
     with pytest.raises(RuntimeError, match="smaller than kernel size"):
         F.avg_pool3d(torch.zeros(1, 1, 4, 3, 2), 4, 1, 1)
+
+
+def test_circular_pad_that_crops_everything_is_refused():
+    # F.pad([0.], (1, -1), mode="circular") returns one element of uninitialized
+    # memory in PyTorch 2.13 (a live conformance case: pad:1:2x1:-1 on 36x1)
+    with pytest.raises(ShapeError, match="crops the whole input size 1: nothing is left"):
+        convcalc.analyze(["pad:1:2x1:-1,mode=circular"], (1, 1, 36, 1))
+    # one position left is enough: 1:-1 on 2 keeps x1 and wraps it before: 1, 0 → [0? no]
+    a = convcalc.analyze(["pad:1:-1,mode=circular"], (1, 1, 2))
+    assert a.output_shape == (1, 1, 2)
+    torch = pytest.importorskip("torch")
+    x = torch.tensor([[[5.0, 7.0]]])
+    # kept [5], wrapped once before it: [5, 5]
+    assert torch.nn.functional.pad(x, (1, -1), mode="circular").tolist() == [[[5.0, 5.0]]]

@@ -1022,6 +1022,10 @@ class Pad(Layer):
             if mode == "reflect" and max(b, a) >= i:
                 raise ShapeError(f"reflect padding {_pad_text(pairs)} must be smaller than the "
                                  f"input size {i} {where}")
+            if mode == "circular" and kept == 0 and max(b, a) > 0:
+                # PyTorch 2.13 accepts this and returns uninitialized memory
+                raise ShapeError(f"circular padding {_pad_text(pairs)} crops the whole input "
+                                 f"size {i}: nothing is left to wrap {where}")
             if mode == "circular" and max(b, a) > kept:
                 raise ShapeError(f"circular padding {_pad_text(pairs)} wraps around more than "
                                  f"once: at most the size {kept} it wraps {where}")
