@@ -554,8 +554,8 @@ def verify_options(f):
                      help="Seed of the random data --verify runs on.")(f)
     f = click.option("--max-memory", default="2GiB", show_default=True, callback=quantity,
                      metavar="SIZE",
-                     help="Refuse to --verify when the run would need more than this "
-                          "(2GiB, 500M).")(f)
+                     help="Refuse to --verify (and rf --erf) when the run would need more "
+                          "than this (2GiB, 500M).")(f)
     return click.option("--verify", is_flag=True,
                         help="Run the real ops on NumPy data and confirm every shape, parameter "
                              "tensor and receptive field.")(f)
@@ -579,6 +579,8 @@ def report_verify(v, fmt) -> None:
                    f"{n(v.rf_layers, 'layer')}"
                    + (f"; the dependencies of {n(v.dependencies, 'norm/softmax layer')} "
                       f"changed one position on the real op" if v.dependencies else "") + ")")
+        for line in v.notes:
+            out(f"  note: {line}")
     for line in v.failures:
         click.echo(f"Error: verify: {line}", err=True)
     if not v.ok:
@@ -665,7 +667,7 @@ def rf(layers, files, input_shape, dtype, fmt, explain, at, layer, show, erf, ve
     a = run_analysis(layers, files, input_shape, dtype, explain)
     v = run_verify(a, seed, max_memory) if verify else None
     if erf:
-        return _erf(a, at, layer, fmt, v)
+        return _erf(a, at, layer, fmt, v, max_memory)
     if at is None:
         if layer is not None or show:
             raise click.UsageError(f"{'--layer' if layer is not None else '--show'} goes with "
@@ -692,7 +694,7 @@ def _shape_option(ctx, param, value):
         raise click.BadParameter(e.reason) from None
 
 
-def _erf(a, at, layer, fmt, v) -> None:
+def _erf(a, at, layer, fmt, v, max_memory) -> None:
     from . import pictures, render
     from .analysis import region_at
     target = len(a.layers) - 1
@@ -705,7 +707,7 @@ def _erf(a, at, layer, fmt, v) -> None:
     if at is None:
         at = tuple(n // 2 for n in out)
     region_at(a, at, a.layers[target].index)  # validates the position and the path
-    g = pictures.erf(a, at, target)
+    g = pictures.erf(a, at, target, max_memory)
     ext = pictures.erf_extent(g)
     doc = {"at": list(at), "layer": a.layers[target].index,
            "extent_95": [list(e) for e in ext],
@@ -953,6 +955,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             code = code if isinstance(code, int) else 0
         except click.ClickException as e:
             _say(f"Error: {e.format_message()}")
+            code = e.exit_code
+        except ConvcalcError as e:  # raised while click parsed (the help on a full disk)
+            _say(f"Error: {_printable(e.message)}")
             code = e.exit_code
         except (click.Abort, KeyboardInterrupt):
             _say("Error: interrupted")
