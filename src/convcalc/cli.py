@@ -6,6 +6,7 @@ input.  Every error is one or two lines on stderr, never a traceback.
 """
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from typing import List, Optional, Sequence, Tuple
@@ -190,6 +191,11 @@ def error_document(code: int, message: str, layer: Optional[int] = None,
                       "hint": hint}}
 
 
+# what a failed write to stdout raises (the reads of stack files say their own errors)
+OUTPUT_ERRNOS = {getattr(errno, n) for n in ("EPIPE", "ENOSPC", "EBADF", "EIO", "EFBIG", "EDQUOT")
+                 if hasattr(errno, n)}
+
+
 class App(click.Group):
     """Turns engine errors into exit codes, and anything unexpected into one line;
     with ``--format json`` an error is also a JSON document on stdout (SPEC §6)."""
@@ -262,6 +268,13 @@ class App(click.Group):
         except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort,
                 SystemExit, KeyboardInterrupt):
             raise
+        except OSError as e:
+            if e.errno in OUTPUT_ERRNOS:  # click's own echo (a subcommand's --help) failed
+                raise
+            err = click.ClickException(f"internal error (OSError: {e}); please report it with "
+                                       f"the command line")
+            err.exit_code = 3
+            raise err from None
         except RecursionError:
             err = click.ClickException("the stack is too deeply nested")
             err.exit_code = 3
@@ -930,15 +943,12 @@ def _say(text: str) -> None:
 
 def _spell_ascii_where_needed() -> None:
     """A stream whose encoding cannot hold × or ≤ gets them spelled in ASCII
-    (one codec error handler for every write: rich, click, help texts)."""
-    from .outputs import ERRORS, is_unicode
-    for stream in (sys.stdout, sys.stderr):
-        if stream is not None and hasattr(stream, "reconfigure") and \
-                not is_unicode(getattr(stream, "encoding", None)):
-            try:
-                stream.reconfigure(errors=ERRORS)
-            except (ValueError, OSError):
-                pass
+    (one wrapper for every write: rich's tables, click's help, the errors)."""
+    from .outputs import SpelledStream, is_unicode
+    if sys.stdout is not None and not is_unicode(getattr(sys.stdout, "encoding", None)):
+        sys.stdout = SpelledStream(sys.stdout)
+    if sys.stderr is not None and not is_unicode(getattr(sys.stderr, "encoding", None)):
+        sys.stderr = SpelledStream(sys.stderr)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

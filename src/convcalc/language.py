@@ -751,24 +751,26 @@ def anchor(tokens: Sequence[str], folder: str) -> List[str]:
 
 
 def expand(tokens: Sequence[str], _depth: int = 0, input_shape=None,
-           sources: Optional[List[str]] = None) -> List[str]:
+           sources: Optional[List[str]] = None, _read: Optional[dict] = None) -> List[str]:
     """Replace every ``@NAME`` by the tokens of its stack (nested up to 8 deep,
     at most MAX_TOKENS in all); ``input_shape`` is what an ONNX file with free
     dims is imported at; ``sources`` collects the paths of the files read."""
     out: List[str] = []
+    read = {} if _read is None else _read  # a file referenced many times is read once
     for tok in tokens:
         if tok.startswith("@"):
             try:
                 if _depth >= 8:
                     raise StackSyntaxError("stacks nested more than 8 deep (a loop?)")
-                ref = read_reference(tok[1:], input_shape)
-                path = reference_path(tok[1:])
-                inner = ref.tokens
-                if path is not None:
-                    if sources is not None:
-                        sources.append(path)
-                    inner = anchor(inner, os.path.dirname(path))
-                out += expand(inner, _depth + 1, input_shape, sources)
+                if tok not in read:
+                    path = reference_path(tok[1:])
+                    inner = read_reference(tok[1:], input_shape).tokens
+                    if path is not None:
+                        if sources is not None:
+                            sources.append(path)
+                        inner = anchor(inner, os.path.dirname(path))
+                    read[tok] = inner
+                out += expand(read[tok], _depth + 1, input_shape, sources, read)
             except TooLarge:
                 raise
             except StackSyntaxError as e:

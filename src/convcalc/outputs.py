@@ -58,6 +58,32 @@ def spelled_for(text: str, encoding: Optional[str]) -> str:
         return text.encode("ascii", ERRORS).decode("ascii")
 
 
+class SpelledStream:
+    """A text stream for one whose encoding is not Unicode: every write
+    spelled for it (:func:`spelled_for`).  It has no binary ``buffer``, so
+    click writes through it too instead of forcing UTF-8 bytes on it."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self.encoding = getattr(stream, "encoding", None) or "ascii"
+        self.errors = "strict"
+
+    def write(self, text: str) -> int:
+        return self._stream.write(spelled_for(text, self.encoding))
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+    def writable(self) -> bool:
+        return True
+
+
 def is_unicode(encoding: Optional[str]) -> bool:
     try:
         return codecs.lookup(encoding or "utf-8").name.startswith("utf")
