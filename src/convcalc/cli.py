@@ -932,6 +932,22 @@ def models(fmt):
                          csv_rows))
 
 
+class _ClosedStdout:
+    """Stands in for a stdout the process started without: a write is an
+    error (click would otherwise skip it silently and exit 0)."""
+
+    encoding = "utf-8"
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, "stdout is closed")
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+
 def _say(text: str) -> None:
     """One error on stderr (bounded lines); nothing when stderr is gone too."""
     from .outputs import cut_message
@@ -956,9 +972,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     output side can raise -- a closed or full stdout is exit 3 with one line,
     a reader that left early is silence, Ctrl-C is exit 130."""
     _spell_ascii_where_needed()
-    if sys.stdout is None:
-        _say("Error: cannot write the output: stdout is closed")
-        sys.exit(3)
+    if sys.stdout is None:  # started with fd 1 closed (>&-): every write must fail, not vanish
+        sys.stdout = _ClosedStdout()
     try:
         try:
             code = cli.main(args=argv, prog_name="convcalc", standalone_mode=False)

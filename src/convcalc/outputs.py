@@ -52,6 +52,8 @@ codecs.register_error(ERRORS, _spell)
 def spelled_for(text: str, encoding: Optional[str]) -> str:
     """``text`` as ``encoding`` can hold it: unchanged when it can, else with
     the ASCII spellings above."""
+    if is_unicode(encoding):
+        return text
     try:
         return text.encode(encoding or "utf-8", ERRORS).decode(encoding or "utf-8")
     except LookupError:
@@ -157,7 +159,7 @@ def write_file(path: str, text: str, inputs: Iterable[str] = (), option: str = "
                 pass
 
 
-def cut_line(line: str, limit: int = 400) -> str:
+def cut_line(line: str, limit: int = 1000) -> str:
     """A message line cut in the middle when over ``limit`` characters (a
     safety net: every value a message echoes should already be shortened)."""
     if len(line) <= limit:
@@ -166,5 +168,5 @@ def cut_line(line: str, limit: int = 400) -> str:
     return f"{line[:keep]} …[{len(line) - 2 * keep:,} characters]… {line[-keep:]}"
 
 
-def cut_message(text: str, limit: int = 400) -> str:
+def cut_message(text: str, limit: int = 1000) -> str:
     return "\n".join(cut_line(line, limit) for line in re.split(r"\n", text))
