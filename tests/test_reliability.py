@@ -475,3 +475,35 @@ def test_15_ctrl_c_is_exit_130_in_one_line():
     out, err = p.communicate(timeout=20)
     assert p.returncode == 130, err
     assert err.decode().strip().splitlines() == ["Error: interrupted"]
+
+
+def _tiny_onnx(path) -> None:
+    """A Conv(3 -> 4, k=3) model written with onnx's helpers (no torch needed)."""
+    onnx = pytest.importorskip("onnx")
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+    w = numpy_helper.from_array(np.zeros((4, 3, 3, 3), np.float32), "w")
+    node = helper.make_node("Conv", ["x", "w"], ["y"], name="conv1", kernel_shape=[3, 3])
+    graph = helper.make_graph([node], "tiny",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 6, 6])],
+                              [w])
+    onnx.save(helper.make_model(graph), str(path))
+
+
+def test_12_and_13_siblings_import_output(tmp_path):
+    """import -o: the same guards as --svg (never over the model, exit 3 when
+    the path cannot be a file, an empty name is exit 2)."""
+    model = tmp_path / "tiny.onnx"
+    _tiny_onnx(model)
+    before = model.read_bytes()
+    for argv in (["import", model, "-o", model], ["shape", model, "--svg", model],
+                 ["shape", "-f", model, "--svg", model]):
+        one_line_error(convcalc(*argv, mem=NUMPY, timeout=60), 2, "input")
+        assert model.read_bytes() == before
+    one_line_error(convcalc("import", model, "-o", tmp_path, mem=NUMPY, timeout=60), 3,
+                   "directory")
+    one_line_error(convcalc("import", model, "-o", "", mem=NUMPY, timeout=60), 2, "empty")
+    out = tmp_path / "tiny.stack"
+    r = convcalc("import", model, "-o", out, mem=NUMPY, timeout=60)
+    assert r.code == 0 and "conv:4,k=3" in out.read_text() and r.stdout == ""

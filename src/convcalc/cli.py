@@ -957,7 +957,7 @@ def import_command(model, torch_ref, input_shape, out_file):
         text = import_stack(load_callable(torch_ref), input_shape)
     else:
         text = import_stack(model, input_shape)
-    if out_file:
+    if out_file is not None:
         write_atomically(out_file, text, inputs=[model or ""])
     else:
         out(text, nl=False)
