@@ -28,8 +28,11 @@ def int_text(n: int) -> str:
     return f"{sign}{digits[0]}.{digits[1:]}e+{e + len(digits) - 1}"
 
 
-def fraction_text(v: Fraction) -> str:
-    """``3``, ``1/2``; numerator and denominator through :func:`int_text`."""
+def fraction_text(v) -> str:
+    """``3``, ``1/2`` of an int or a Fraction (a float as its exact fraction);
+    numerator and denominator through :func:`int_text`."""
+    if isinstance(v, float):
+        v = Fraction(v)
     if v.denominator == 1:
         return int_text(v.numerator)
     return f"{int_text(v.numerator)}/{int_text(v.denominator)}"

@@ -29,6 +29,7 @@ import struct
 from fractions import Fraction
 from typing import List, NamedTuple, Optional, Sequence, Tuple
 
+from .bignum import fraction_text
 from .errors import ShapeError
 from .layers import Window
 
@@ -554,8 +555,7 @@ def region(rows, target: int, at: Sequence[int], clip: bool
 
 
 def _frac(v: Fraction) -> str:
-    from .bignum import fraction_text
-    return fraction_text(Fraction(v))
+    return fraction_text(v)
 
 
 def explain_merge(paths: Sequence[PathState], after: PathState) -> List[str]:

@@ -29,7 +29,7 @@ def fmt_fraction(v: Fraction) -> str:
     return fraction_text(v)
 
 
-def fmt_dims(vals, fmt=lambda v: fraction_text(Fraction(v))) -> str:
+def fmt_dims(vals, fmt=fraction_text) -> str:
     """Per-dim values in the layer language: one value when all dims agree."""
     texts = [fmt(v) for v in vals]
     return texts[0] if len(set(texts)) == 1 else "x".join(texts)
@@ -86,7 +86,7 @@ def layer_label(row: Row) -> str:
 
 
 def _exact_dims(vals) -> str:
-    return "x".join(fmt_fraction(Fraction(v)) for v in vals)
+    return "x".join(fraction_text(v) for v in vals)
 
 
 # ---------------------------------------------------------------------------
