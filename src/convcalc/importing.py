@@ -91,8 +91,10 @@ def _is_module(obj) -> bool:
                for c in type(obj).__mro__)
 
 
-def write_atomically(path: str, text: str, inputs: Sequence[str] = ()) -> None:
-    """``import -o``: :func:`convcalc.outputs.write_file` (temporary file and
-    rename; never over an input)."""
+def write_atomically(path: str, text: str, inputs: Sequence[str] = (), option: str = "-o"
+                     ) -> None:
+    """:func:`convcalc.outputs.write_file` (a temporary file in the same
+    folder and a rename; never over an input), for ``import -o`` and the
+    pictures' ``--svg``."""
     from .outputs import write_file
-    write_file(path, text, inputs, option="-o")
+    write_file(path, text, inputs, option=option)
