@@ -44,6 +44,7 @@ import re
 import resource
 import shlex
 import signal
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -64,7 +65,7 @@ from convcalc.cli import cli
 DEADLINE_MS = 4000  # hypothesis deadline per example
 HARD_LIMIT = 10.0  # seconds: SIGALRM aborts a run that takes longer (a hang)
 SCALE = float(os.environ.get("CONVCALC_FUZZ_SCALE", "1"))  # see EXAMPLES
-GLOBAL_BUDGET = 240.0 * max(1.0, SCALE)  # seconds for the whole module: a guard against pile-ups
+GLOBAL_BUDGET = 300.0 * max(1.0, SCALE)  # seconds for the whole module: a guard against pile-ups
 MEMORY_HEADROOM = 3 << 30  # bytes of address space allowed above the baseline
 
 # examples per fuzz test (hypothesis max_examples); each really-run example is
@@ -75,10 +76,13 @@ EXAMPLES = {name: max(1, int(n * SCALE)) for name, n in {
     "test_fuzz_wellformed_stacks": 450,
     "test_fuzz_solve_models_and_options": 300,
     "test_fuzz_stack_files": 150,
+    "test_fuzz_file_trees": 120,
+    "test_fuzz_output_side": 16,
 }.items()}
 RAN: Counter = Counter()  # test name -> CLI runs that were checked
 CODES: Counter = Counter()  # (test name, exit code) -> runs
-START = time.monotonic()
+START = [time.monotonic()]  # reset when the module's first test starts (not at collection:
+# in a full run the files before this one may take minutes)
 
 
 class Hang(BaseException):
@@ -87,6 +91,12 @@ class Hang(BaseException):
 
 def _on_alarm(signum, frame):
     raise Hang()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def budget_clock():
+    """The global time budget counts from this module's first test."""
+    START[0] = time.monotonic()
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -161,7 +171,7 @@ def invoke(argv: Sequence[str], input=None, limit: float = HARD_LIMIT) -> Outcom
     """Run the CLI in-process with a hard time limit; a hang is an AssertionError."""
     global _hang_seen
     argv = [str(a) for a in argv]
-    remaining = GLOBAL_BUDGET - (time.monotonic() - START)
+    remaining = GLOBAL_BUDGET - (time.monotonic() - START[0])
     if remaining <= 0:
         raise AssertionError(f"the module's global time budget of {GLOBAL_BUDGET:.0f} s is "
                              f"spent (before: convcalc {shlex.join(argv)})")
@@ -760,6 +770,140 @@ def test_fuzz_stack_files(data, files):
     _run_case(case, "test_fuzz_stack_files")
 
 
+# files that include each other (relative @paths, loops, fan-out), with BOMs,
+# NULs, random bytes and very long lines: issue 14's file side
+@st.composite
+def file_tree(draw):
+    """{relative path: bytes} for 1-4 files in two folders; the first is the top."""
+    names = ["top.stack", "sub/a.stack", "sub/b.stack", "c.stack"][:draw(st.integers(1, 4))]
+    tree = {}
+    for name in names:
+        here = os.path.dirname(name)
+        refs = [os.path.relpath(other, here or ".") for other in names]
+        parts = draw(st.lists(st.one_of(
+            wellformed_token(), token(0.3),
+            st.sampled_from(refs).map(lambda r: "@" + r),  # relative to the including file
+            st.sampled_from(["@missing.stack", "@../top.stack", "@sub", "# input: 1x3x16x16",
+                             "#", "\n", "\x00", "\ufeff"]),
+            st.integers(1, 12).map(lambda n: " ".join(["@" + refs[0]] * n))),
+            max_size=10))
+        text = " ".join(parts)
+        if draw(st.integers(0, 5)) == 0:
+            text = "\ufeff" + text  # a byte-order mark, as editors write one
+        data = text.encode("utf-8", "surrogatepass")
+        roll = draw(st.integers(0, 19))
+        if roll == 0:
+            data = draw(st.binary(max_size=200))
+        elif roll == 1:
+            data += b"conv:" + b"9" * draw(st.sampled_from([5000, 200_000]))  # a huge line
+        elif roll == 2:
+            data = b"\xef\xbb\xbf" + data  # a BOM on top of (maybe) another
+        tree[name] = data
+    return tree
+
+
+@reproducible
+@settings(max_examples=EXAMPLES["test_fuzz_file_trees"], **FUZZ)
+@given(data=st.data())
+def test_fuzz_file_trees(data, tmp_path_factory):
+    """Stack files including each other by relative paths (from another cwd),
+    fan-outs and loops, BOMs, NULs, random bytes, long lines: the contract
+    holds and nothing hangs."""
+    root = tmp_path_factory.mktemp("tree")
+    tree = data.draw(file_tree())
+    for name, content in tree.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(content)
+    how = data.draw(st.sampled_from(["@", "-f", "-f -"]))
+    top = str(root / "top.stack")
+    fmt = data.draw(st.sampled_from(FORMATS))
+    stdin = tree["top.stack"] if how == "-f -" else None
+    source = ["@" + top] if how == "@" else ["-f", "-" if stdin is not None else top]
+    argv = ["shape", "-i", "1x3x16x16", *source, "--format", fmt]
+    cwd = os.getcwd()
+    os.chdir(tmp_path_factory.getbasetemp())  # relative paths must not depend on the cwd
+    try:
+        _run_case(Case("shape", argv, [], {"-i": "1x3x16x16"}, fmt, stdin),
+                  "test_fuzz_file_trees")
+    finally:
+        os.chdir(cwd)
+
+
+# the output side: a full disk, a closed stdout, a non-UTF-8 encoding, a reader
+# that leaves early; real processes (the streams are the process's own)
+OUTPUT_COMMANDS = [["--help"], ["--version"], [], ["solve"], ["models"], ["rf", "--help"],
+                   ["shape", "@mnist"], ["shape", "@mnist", "--explain"], ["rf", "@dcgan"],
+                   ["check", "@mnist", "--max-params", "1K"], ["solve", "sizes", "@mnist", "--range", "20..40"],
+                   ["solve", "conv", "--in", "64", "--out", "32"], ["shape", "-i", "1x3x8x8",
+                                                                    "nope"],
+                   ["rf", "-i", "1x3x8x8", "tconv:2,k=3,s=2", "--at", "3,3", "--show"]]
+
+
+def _limits(close_stdout: bool = False):
+    def limits():
+        resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+        if close_stdout:
+            os.close(1)
+    return limits
+
+
+def _process(argv, stdout, env=None, close_stdout=False):
+    import subprocess
+    return subprocess.run([sys.executable, "-m", "convcalc", *argv], stdout=stdout,
+                          stderr=subprocess.PIPE, timeout=30, preexec_fn=_limits(close_stdout),
+                          env={**os.environ, "OPENBLAS_NUM_THREADS": "1", **(env or {})})
+
+
+@reproducible
+@settings(max_examples=EXAMPLES["test_fuzz_output_side"], **{**FUZZ, "deadline": None})
+@given(argv=st.sampled_from(OUTPUT_COMMANDS),
+       fmt=st.sampled_from([None, "json", "csv", "markdown"]),
+       stream=st.sampled_from(["full", "closed", "ascii", "pipe"]))
+def test_fuzz_output_side(argv, fmt, stream):
+    """Whatever the command: on a full or closed stdout exit 3 with one line
+    (or the command's own error), on an ASCII stream the same result in
+    ASCII, and to a reader that left early the same exit code and errors."""
+    import subprocess
+    takes_format = argv[:1] in (["shape"], ["rf"], ["check"], ["models"]) or argv[:2] in (
+        ["solve", "sizes"], ["solve", "conv"])
+    argv = argv + (["--format", fmt] if fmt and takes_format and "--help" not in argv else [])
+    RAN["test_fuzz_output_side"] += 1
+    normal = _process(argv, subprocess.PIPE)
+    if stream == "full":
+        with open("/dev/full", "wb") as full:
+            r = _process(argv, full)
+    elif stream == "closed":
+        r = _process(argv, None, close_stdout=True)
+    elif stream == "ascii":
+        r = _process(argv, subprocess.PIPE, env={"PYTHONIOENCODING": "ascii"})
+    else:
+        p = subprocess.Popen([sys.executable, "-m", "convcalc", *argv], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, preexec_fn=_limits(),
+                             env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+        p.stdout.read(1)
+        p.stdout.close()
+        err = p.stderr.read()
+        p.stderr.close()
+        r = subprocess.CompletedProcess(argv, p.wait(timeout=30), b"", err)
+    err = r.stderr.decode("utf-8", "replace")
+    where = f"\n  convcalc {shlex.join(argv)} ({stream})\n  exit {r.returncode}: {err[:400]!r}"
+    assert "Traceback" not in err and "internal error" not in err, where
+    CODES["test_fuzz_output_side", r.returncode] += 1
+    if stream in ("full", "closed"):
+        if normal.returncode in (2, 3):  # its own error comes first (and is what it says)
+            assert r.returncode == normal.returncode, where
+        else:
+            assert r.returncode == 3, where
+            assert len(lines(err)) == 1 and err.startswith("Error: cannot write the output"), where
+    elif stream == "ascii":
+        assert r.returncode == normal.returncode, where
+        r.stdout.decode("ascii")  # nothing but ASCII
+        assert len(r.stdout.splitlines()) == len(normal.stdout.splitlines()), where
+    else:  # the reader left: the same verdict, the same errors
+        assert r.returncode == normal.returncode, where
+        assert err == normal.stderr.decode("utf-8", "replace"), where
+
+
 def test_zz_examples_really_ran():
     """Every fuzz test that ran did run (at least) the examples it claims."""
     ran = {name: RAN[name] for name in EXAMPLES if RAN[name]}
@@ -887,12 +1031,20 @@ def test_stack_file_nul_byte_names_the_token(files):
 
 @pytest.mark.parametrize("data", [
     bytes(range(256)), b"\x00" * 50, b"\xff\xfe\xfd", "relu ✓ 🎉".encode(), b"conv:4,k=3\x00",
-    "\ufeffrelu".encode(), b"\x1b[2Jrelu",
+    "\ufeff\ufeffrelu".encode(), b"\x1b[2Jrelu",
 ])
 def test_stdin_garbage(data):
     o = invoke(["shape", "-i", "1x3x8x8", "-f", "-"], input=data)
     check_contract(o)
     assert o.code == 2
+
+
+def test_stdin_byte_order_mark_is_dropped():
+    # issue 14: one UTF-8 byte-order mark (an editor's) starts the text, not the first token
+    o = invoke(["shape", "-i", "1x3x8x8", "-f", "-", "--format", "json"],
+               input="\ufeffconv:4,k=3".encode())
+    check_contract(o, "json")
+    assert o.code == 0 and json.loads(o.stdout)["output_shape"] == [1, 4, 6, 6]
 
 
 def test_file_option_pointing_at_a_directory(files):

@@ -12,7 +12,7 @@ from fractions import Fraction
 from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from . import receptive as rfmath
-from .errors import ConvcalcError, ShapeError, StackSyntaxError
+from .errors import ConvcalcError, ShapeError, StackSyntaxError, quoted, shown
 from .language import DTYPES, LayerSpec, default_input, parse_shape, parse_stack
 from .layers import DIM_NAMES, GraphLayer, Pairs, Shape, Step, Window, build, fmt_shape
 from .receptive import PathState, ReceptiveField
@@ -466,9 +466,9 @@ class _Graph:
 
     def lookup(self, name: str) -> int:
         if name not in self.names:
-            known = ", ".join(self.names)
-            raise StackSyntaxError(f"no tensor is named {name!r} here; named so far: {known} "
-                                   f"(name one with save:{name})")
+            known = shown(", ".join(self.names), 200)
+            raise StackSyntaxError(f"no tensor is named {quoted(name)} here; named so far: "
+                                   f"{known} (name one with save:{shown(name, 60)})")
         return self.names[name]
 
     def label(self, pos: int) -> str:

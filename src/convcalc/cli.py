@@ -6,13 +6,15 @@ input.  Every error is one or two lines on stderr, never a traceback.
 """
 from __future__ import annotations
 
+import errno
+import os
 import sys
 from typing import List, Optional, Sequence, Tuple
 
 import click
 
 from . import __version__
-from .errors import ConvcalcError, StackSyntaxError
+from .errors import ConvcalcError, StackSyntaxError, quoted, shown
 
 FORMATS = ("table", "json", "csv", "markdown")
 
@@ -33,6 +35,15 @@ class LayerError(click.ClickException):
         self.source = err
 
 
+class Interrupted(click.ClickException):
+    """Ctrl-C (SPEC §6): exit 130 and one line."""
+
+    exit_code = 130
+
+    def __init__(self):
+        super().__init__("interrupted")
+
+
 class ShortUsageError(click.ClickException):
     """A usage error in two lines (SPEC §6), instead of click's usage block."""
 
@@ -42,6 +53,70 @@ class ShortUsageError(click.ClickException):
         hint = f"\nTry '{err.ctx.command_path} --help' for help." if err.ctx else ""
         super().__init__(_printable(err.format_message()) + hint)
         self.usage = err
+
+
+class Whole(click.ParamType):
+    """A whole number in ASCII digits (the one rule for every option and
+    token: no '٣', no '3_0', no 10^5-digit values echoed back), within
+    [lo, hi]."""
+
+    name = "integer"
+
+    def __init__(self, lo: int = 1, hi: int = 10 ** 12):
+        self.lo, self.hi = lo, hi
+
+    def convert(self, value, param, ctx):
+        import re
+        if isinstance(value, int) and not isinstance(value, bool):
+            text = str(value)
+        else:
+            text = str(value).strip()
+        if not re.fullmatch(r"[+-]?[0-9]+", text):
+            self.fail(f"{quoted(str(value))} is not a whole number (ASCII digits)", param, ctx)
+        if len(text.lstrip("+-").lstrip("0")) > len(str(self.hi)):  # before int(): 10^5 digits
+            self.fail(f"{quoted(text)} is larger than {self.hi:,}", param, ctx)
+        v = int(text)
+        if not self.lo <= v <= self.hi:
+            self.fail(f"{v:,} is not in the range {self.lo}..{self.hi:,}", param, ctx)
+        return v
+
+
+class StackFile(click.ParamType):
+    """``-f FILE`` (``-`` for stdin): read at once, with a size limit, a
+    UTF-8 byte-order mark dropped."""
+
+    name = "file"
+
+    def convert(self, value, param, ctx):
+        from .language import is_onnx, read_stack_bytes, read_stack_file
+        if isinstance(value, LoadedFile):
+            return value
+        name = str(value)
+        try:
+            if name == "-":
+                stream = getattr(sys.stdin, "buffer", sys.stdin)
+                if stream is None:
+                    self.fail("stdin is closed", param, ctx)
+                return LoadedFile("<stdin>", read_stack_bytes(stream, "<stdin>"))
+            if is_onnx(name):  # read by the importer (SPEC §3c)
+                if not os.path.isfile(name):
+                    self.fail(f"{quoted(name)}: no such file", param, ctx)
+                return LoadedFile(name, None)
+            if os.path.isdir(name):
+                self.fail(f"{quoted(name)}: is a directory", param, ctx)
+            return LoadedFile(name, read_stack_file(name))
+        except ConvcalcError as e:
+            self.fail(e.reason, param, ctx)
+
+
+class LoadedFile:
+    """A ``-f`` file's name and text (None for an ONNX file)."""
+
+    def __init__(self, name: str, text: Optional[str]):
+        self.name, self.text = name, text
+
+    def read(self) -> str:
+        return self.text
 
 
 FORMAT_KEY = "convcalc.format"  # ctx.meta: the --format value, once click has parsed it
@@ -116,6 +191,11 @@ def error_document(code: int, message: str, layer: Optional[int] = None,
                       "hint": hint}}
 
 
+# what a failed write to stdout raises (the reads of stack files say their own errors)
+OUTPUT_ERRNOS = {getattr(errno, n) for n in ("EPIPE", "ENOSPC", "EBADF", "EIO", "EFBIG", "EDQUOT")
+                 if hasattr(errno, n)}
+
+
 class App(click.Group):
     """Turns engine errors into exit codes, and anything unexpected into one line;
     with ``--format json`` an error is also a JSON document on stdout (SPEC §6)."""
@@ -125,7 +205,7 @@ class App(click.Group):
             return super().make_context(*args, **kwargs)
         except click.UsageError as e:
             if type(e).__name__ == "NoArgsIsHelpError":  # bare `convcalc`: the help, not an error
-                click.echo(e.ctx.get_help())
+                out(e.ctx.get_help())
                 raise click.exceptions.Exit(0) from None
             raise ShortUsageError(e) from None
 
@@ -148,13 +228,13 @@ class App(click.Group):
         from .render import dump_json
         if isinstance(source, ConvcalcError):
             doc = error_document(source.exit_code, _printable(source.message), source.layer,
-                                 None if source.token is None else _printable(source.token),
+                                 None if source.token is None else shown(source.token, 200),
                                  None if source.hint is None else _printable(source.hint))
         else:
             doc = error_document(err.exit_code, _printable(
                 (source or err).format_message()))
         try:
-            click.echo(dump_json(doc))
+            out(dump_json(doc))
         except Exception:  # noqa: BLE001 - stdout gone: the stderr line still says it
             pass
 
@@ -169,6 +249,8 @@ class App(click.Group):
             raise
         except (click.exceptions.Exit, click.Abort):
             raise
+        except KeyboardInterrupt:
+            raise Interrupted() from None
         except click.ClickException as err:
             self._json_error(ctx, err)
             raise
@@ -180,12 +262,19 @@ class App(click.Group):
             raise LayerError(e) from None
         except click.UsageError as e:
             if type(e).__name__ == "NoArgsIsHelpError":  # bare `convcalc solve`
-                click.echo(e.ctx.get_help())
+                out(e.ctx.get_help())
                 raise click.exceptions.Exit(0) from None
             raise ShortUsageError(e) from None
         except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort,
-                SystemExit, KeyboardInterrupt, BrokenPipeError):
+                SystemExit, KeyboardInterrupt):
             raise
+        except OSError as e:
+            if e.errno in OUTPUT_ERRNOS:  # click's own echo (a subcommand's --help) failed
+                raise
+            err = click.ClickException(f"internal error (OSError: {e}); please report it with "
+                                       f"the command line")
+            err.exit_code = 3
+            raise err from None
         except RecursionError:
             err = click.ClickException("the stack is too deeply nested")
             err.exit_code = 3
@@ -197,13 +286,67 @@ class App(click.Group):
             raise err from None
 
 
-def _console():
-    """A terminal gets its own width; a pipe or file gets rows that never wrap."""
+def _console(buffer):
+    """A console that renders into ``buffer``: a terminal's width and colours
+    for a terminal, rows that never wrap for a pipe or file, ASCII boxes for
+    an encoding that has no box drawing."""
     from rich.console import Console
-    console = Console(soft_wrap=False)
-    if not console.is_terminal:
-        console = Console(soft_wrap=False, width=400, color_system=None)
-    return console
+    probe = Console(soft_wrap=False)
+    if probe.is_terminal:
+        return Console(file=buffer, soft_wrap=False, force_terminal=True, width=probe.width,
+                       color_system=probe.color_system)
+    return Console(file=buffer, soft_wrap=False, width=400, color_system=None)
+
+
+class _Rendered:
+    """A text buffer that reports the encoding of the stream it is for, so
+    rich picks boxes that stream can hold."""
+
+    def __init__(self, encoding: Optional[str]):
+        self.encoding = encoding or "utf-8"
+        self.parts: List[str] = []
+
+    def write(self, text: str) -> int:
+        self.parts.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+    def getvalue(self) -> str:
+        return "".join(self.parts)
+
+
+_STDOUT_GONE = False  # the reader of a pipe left (| head): stop writing, quietly
+
+
+def out(text: str, nl: bool = True) -> None:
+    """Everything a command prints on stdout goes through here (SPEC §6): a
+    write that fails is exit 3 with one line, a reader that left early is
+    silence for the rest of the run (whose exit code still counts)."""
+    global _STDOUT_GONE
+    from .outputs import write_stream
+    if _STDOUT_GONE:
+        return
+    try:
+        write_stream(sys.stdout, text + ("\n" if nl else ""))
+    except BrokenPipeError:
+        _STDOUT_GONE = True
+        _silence_stdout()
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush of a
+    broken pipe says nothing either."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def _remember_format(ctx, param, value):
@@ -226,7 +369,10 @@ def gather_stack(layers: Sequence[str], files) -> Tuple[List[str], Optional[Tupl
 
 def _gather(layers: Sequence[str], files):
     """gather_stack, and what declares the default input (for messages)."""
-    from .language import default_input, is_onnx, split_stack_text
+    from .language import MAX_TOKENS, anchor, default_input, is_onnx, split_stack_text, \
+        too_many_tokens
+    if len(layers) > MAX_TOKENS:
+        raise too_many_tokens("the command line")
     tokens: List[str] = []
     shape = source = None
     for f in files:
@@ -237,9 +383,11 @@ def _gather(layers: Sequence[str], files):
         try:
             text = f.read()
         except UnicodeDecodeError:
-            raise StackSyntaxError(f"{name}: not a text file") from None
+            raise StackSyntaxError(f"{_printable(name)}: not a text file") from None
         stack = split_stack_text(text, "<stdin>" if name == "<stdin>" else name)
-        tokens += stack.tokens
+        # its @PATHs resolve against its own folder, as in a nested file
+        tokens += stack.tokens if name == "<stdin>" else anchor(stack.tokens,
+                                                                 os.path.dirname(name))
         if shape is None and stack.input_shape is not None:
             shape, source = stack.input_shape, f"the '# input:' line of {_printable(name)}"
     tokens += ["@" + t if is_onnx(t) and not t.startswith("@") else t for t in layers]
@@ -315,7 +463,7 @@ def stack_arguments(f=None, *, memory: bool = True):
         return lambda g: stack_arguments(g, memory=memory)
     f = click.argument("layers", nargs=-1, metavar="[LAYER]...",
                        shell_complete=complete_layer)(f)
-    f = click.option("-f", "--file", "files", type=click.File("r"), multiple=True,
+    f = click.option("-f", "--file", "files", type=StackFile(), multiple=True,
                      help="Read layer tokens from a stack file ('-' for stdin); "
                           "# starts a comment. May be repeated; command-line layers follow.")(f)
     f = click.option("-i", "--input", "input_shape", metavar="SHAPE",
@@ -328,9 +476,10 @@ def stack_arguments(f=None, *, memory: bool = True):
     return f
 
 
-def load_stack(layers, files, input_shape):
+def load_stack(layers, files, input_shape, sources: Optional[List[str]] = None):
     """Parsed layers and the input shape, from the arguments, the -f files
-    (read once: stdin cannot be read twice) and a stack's own `# input:`."""
+    (read once: stdin cannot be read twice) and a stack's own `# input:`;
+    ``sources`` collects every file the stack was read from."""
     from .language import parse_shape, parse_stack
     tokens, default, source = _gather(layers, files)
     if not tokens:
@@ -339,7 +488,9 @@ def load_stack(layers, files, input_shape):
     shape = None if input_shape is None else parse_shape(input_shape)
     if shape is not None:
         check_declared_rank(shape, default, source)
-    specs = parse_stack(tokens, shape)
+    if sources is not None:
+        sources += [f.name for f in files if f.name != "<stdin>"]
+    specs = parse_stack(tokens, shape, sources)
     if shape is None:
         if default is None:
             raise click.UsageError("missing -i/--input SHAPE (e.g. -i 1x3x224x224)")
@@ -347,9 +498,17 @@ def load_stack(layers, files, input_shape):
     return specs, shape
 
 
-def run_analysis(layers, files, input_shape, dtype, explain=False):
+def write_output_file(path: str, text: str, inputs: Sequence[str], option: str) -> None:
+    """A file an option asks for (``--svg FILE``): written whole or not at
+    all (a temporary file and a rename), never over one of the command's
+    ``inputs`` (``load_stack``'s ``sources``)."""
+    from .outputs import write_file
+    write_file(path, text, inputs, option)
+
+
+def run_analysis(layers, files, input_shape, dtype, explain=False, sources=None):
     from .analysis import analyze
-    specs, shape = load_stack(layers, files, input_shape)
+    specs, shape = load_stack(layers, files, input_shape, sources)
     return analyze(specs, shape, dtype, explain)
 
 
@@ -371,15 +530,17 @@ def emit(fmt: str, report, document, csv_text: str) -> None:
     or plain lines that both human formats print as they are."""
     from . import render
     if isinstance(report, list) and fmt in ("table", "markdown"):
-        click.echo("\n".join(report))
+        out("\n".join(report))
     elif fmt == "table":
-        render.print_report(report, _console())
+        buffer = _Rendered(getattr(sys.stdout, "encoding", None))
+        render.print_report(report, _console(buffer))
+        out(buffer.getvalue(), nl=False)
     elif fmt == "markdown":
-        click.echo(render.markdown(report).rstrip("\n"))
+        out(render.markdown(report).rstrip("\n"))
     elif fmt == "json":
-        click.echo(render.dump_json(document))
+        out(render.dump_json(document))
     else:
-        click.echo(csv_text.rstrip("\n"))
+        out(csv_text.rstrip("\n"))
 
 
 def finish(fmt: str, report, document: dict, csv_text: str, v) -> None:
@@ -406,12 +567,12 @@ def quantity(ctx, param, value):
 
 
 def verify_options(f):
-    f = click.option("--seed", type=click.IntRange(0, 2 ** 63 - 1), default=0, show_default=True,
+    f = click.option("--seed", type=Whole(0, 2 ** 63 - 1), default=0, show_default=True,
                      help="Seed of the random data --verify runs on.")(f)
     f = click.option("--max-memory", default="2GiB", show_default=True, callback=quantity,
                      metavar="SIZE",
-                     help="Refuse to --verify when the run would need more than this "
-                          "(2GiB, 500M).")(f)
+                     help="Refuse to --verify (and rf --erf) when the run would need more "
+                          "than this (2GiB, 500M).")(f)
     return click.option("--verify", is_flag=True,
                         help="Run the real ops on NumPy data and confirm every shape, parameter "
                              "tensor and receptive field.")(f)
@@ -428,13 +589,15 @@ def report_verify(v, fmt) -> None:
         mark = {True: "ok", False: "FAILED"}
         def n(count, word):
             return f"{count} {word}{'' if count == 1 else 's'}"
-        click.echo(f"\nVerified on NumPy in {v.seconds:.2f} s: shapes {mark[v.shapes]} "
+        out(f"\nVerified on NumPy in {v.seconds:.2f} s: shapes {mark[v.shapes]} "
                    f"({n(v.layers, 'layer')}) · params {mark[v.params]} "
                    f"({n(v.tensors, 'tensor')}) · receptive field {mark[v.receptive_field]} "
                    f"(impulses from {n(v.impulses, 'input position')} through "
                    f"{n(v.rf_layers, 'layer')}"
                    + (f"; the dependencies of {n(v.dependencies, 'norm/softmax layer')} "
                       f"changed one position on the real op" if v.dependencies else "") + ")")
+        for line in v.notes:
+            out(f"  note: {line}")
     for line in v.failures:
         click.echo(f"Error: verify: {line}", err=True)
     if not v.ok:
@@ -447,8 +610,8 @@ def parse_position(ctx, param, value):
     import re
     parts = value.replace("x", ",").split(",")
     if not all(re.fullmatch(r"\s*[0-9]{1,13}\s*", p) for p in parts):
-        raise click.BadParameter(f"{value!r} is not positions like 3,5 (whole numbers ≥ 0, one "
-                                 f"per spatial dim)")
+        raise click.BadParameter(f"{quoted(value)} is not positions like 3,5 (whole numbers "
+                                 f"≥ 0 below 10^13, one per spatial dim)")
     return tuple(int(p) for p in parts)
 
 
@@ -457,13 +620,13 @@ def parse_position(ctx, param, value):
 @format_option
 @explain_option
 @verify_options
-@click.option("--svg", "svg_file", type=click.File("w"), metavar="FILE",
+@click.option("--svg", "svg_file", metavar="FILE",
               help="Also write a diagram of the stack as SVG (blocks sized by shape, arrows "
                    "for skips).")
 @click.option("--count", type=click.Choice(["torch", "fvcore", "ptflops", "thop"]),
               default="torch", show_default=True,
               help="Count MACs and FLOPs as this tool does (torch: torch.utils.flop_counter).")
-@click.option("--depth", type=click.IntRange(min=1), metavar="N",
+@click.option("--depth", type=Whole(1), metavar="N",
               help="Group an imported model's rows by the first N parts of their source names "
                    "(layer1.0.conv1 at depth 1 is layer1), as torchinfo's depth does.")
 def shape(layers, files, input_shape, dtype, fmt, explain, verify, seed, max_memory, svg_file,
@@ -476,14 +639,15 @@ def shape(layers, files, input_shape, dtype, fmt, explain, verify, seed, max_mem
     flatten linear:10; @NAME inserts a built-in model or a stack file.
     """
     from . import render
-    a = run_analysis(layers, files, input_shape, dtype, explain)
+    sources: List[str] = []
+    a = run_analysis(layers, files, input_shape, dtype, explain, sources)
     v = run_verify(a, seed, max_memory) if verify else None
     if count != "torch":
         from .conventions import recount
         a = recount(a, count)
     if svg_file is not None:
         from .pictures import svg
-        svg_file.write(svg(a))
+        write_output_file(svg_file, svg(a), sources, "--svg")
     if depth is not None:
         from .analysis import group_by_depth
         a = group_by_depth(a, depth)
@@ -497,7 +661,7 @@ def shape(layers, files, input_shape, dtype, fmt, explain, verify, seed, max_mem
 @click.option("--at", "at", metavar="POS", callback=parse_position,
               help="An output position, one index per spatial dim (3,5): print the exact input "
                    "region it depends on.")
-@click.option("--layer", type=click.IntRange(min=1), metavar="N",
+@click.option("--layer", type=Whole(1), metavar="N",
               help="With --at or --erf: the position is in the output of layer N (its # in "
                    "the table), not of the last layer.")
 @click.option("--show", is_flag=True,
@@ -521,7 +685,8 @@ def rf(layers, files, input_shape, dtype, fmt, explain, at, layer, show, erf, sv
     """
     from . import render
     from .analysis import region_at
-    a = run_analysis(layers, files, input_shape, dtype, explain)
+    sources: List[str] = []
+    a = run_analysis(layers, files, input_shape, dtype, explain, sources)
     v = run_verify(a, seed, max_memory) if verify else None
     if svg_path is not None and not erf:
         raise click.UsageError("--svg goes with --erf (the heatmap); draw one layer's "
@@ -530,8 +695,7 @@ def rf(layers, files, input_shape, dtype, fmt, explain, at, layer, show, erf, sv
         if show:
             raise click.UsageError("--show draws --at's exact region and --erf its own "
                                    "heatmap: use one of them")
-        return _erf(a, at, layer, fmt, v, svg_path, [f.name for f in files if f.name != "<stdin>"]
-                    + list(layers))
+        return _erf(a, at, layer, fmt, v, max_memory, svg_path, sources)
     if at is None:
         if layer is not None or show:
             raise click.UsageError(f"{'--layer' if layer is not None else '--show'} goes with "
@@ -558,7 +722,7 @@ def rf(layers, files, input_shape, dtype, fmt, explain, at, layer, show, erf, sv
                    "frame shows in viewers without animation).")
 @click.option("--at", "at", metavar="POS", callback=parse_position,
               help="Only this output position (3,5).")
-@click.option("--frames", "max_frames", type=click.IntRange(min=1), metavar="N",
+@click.option("--frames", "max_frames", type=Whole(1), metavar="N",
               help="At most N frames, the first output positions in order (default: 64 in the "
                    "terminal; every position, up to 4096, in --svg and --format json).")
 @click.option("--ascii", "ascii_only", is_flag=True,
@@ -593,12 +757,11 @@ def draw(layers, input_shape, fmt, svg_path, at, max_frames, ascii_only):
             f"(the first {len(frames)} of {pic.count} output positions; --frames N or --at POS "
             f"for others)")
     if svg_path is not None:
-        from .importing import write_atomically
-        write_atomically(svg_path, layer_pictures.svg(pic, frames, cut), option="--svg")
+        write_output_file(svg_path, layer_pictures.svg(pic, frames, cut), (), "--svg")
         if fmt in ("table", "markdown"):
-            click.echo(f"Wrote {_printable(svg_path)}: {len(frames)} frame"
-                       f"{'s' if len(frames) != 1 else ''} of {_printable(pic.token)} on "
-                       f"{_fmt_shape(pic.input_shape)}")
+            out(f"Wrote {_printable(svg_path)}: {len(frames)} frame"
+                f"{'s' if len(frames) != 1 else ''} of {_printable(pic.token)} on "
+                f"{_fmt_shape(pic.input_shape)}")
             return
     ascii_only = ascii_only or not _utf8_stdout()
     doc = arithmetic.to_dict(pic, frames)
@@ -626,7 +789,7 @@ def _shape_option(ctx, param, value):
         raise click.BadParameter(e.reason) from None
 
 
-def _erf(a, at, layer, fmt, v, svg_path=None, inputs=()) -> None:
+def _erf(a, at, layer, fmt, v, max_memory, svg_path=None, inputs=()) -> None:
     from . import pictures, render
     from .analysis import region_at
     target = len(a.layers) - 1
@@ -639,16 +802,14 @@ def _erf(a, at, layer, fmt, v, svg_path=None, inputs=()) -> None:
     if at is None:
         at = tuple(n // 2 for n in out)
     reg = region_at(a, at, a.layers[target].index)  # validates the position and the path
-    g = pictures.erf(a, at, target)
+    g = pictures.erf(a, at, target, max_memory)
     ext = pictures.erf_extent(g)
     if svg_path is not None:
         from .heatmap_svg import erf_svg
-        from .importing import write_atomically
         row = a.layers[target]
         title = (f"Effective receptive field of output {','.join(map(str, at))} of layer "
                  f"{row.index} ({row.spec}) on {_fmt_shape(a.input_shape)}")
-        write_atomically(svg_path, erf_svg(g, ext, title, reg.region),
-                         inputs=[t.lstrip("@") for t in inputs], option="--svg")
+        write_output_file(svg_path, erf_svg(g, ext, title, reg.region), inputs, "--svg")
     doc = {"at": list(at), "layer": a.layers[target].index,
            "extent_95": [list(e) for e in ext],
            # seven significant digits: a gradient of 1e-9 of the peak is not 0
@@ -669,10 +830,10 @@ def _erf(a, at, layer, fmt, v, svg_path=None, inputs=()) -> None:
               metavar="N", help="At most this many parameters (25M).")
 @click.option("--max-macs", callback=lambda c, p, v: None if v is None else quantity(c, p, v),
               metavar="N", help="At most this many MACs (4.1G).")
-@click.option("--min-rf", type=click.IntRange(min=1), metavar="N",
+@click.option("--min-rf", type=Whole(1), metavar="N",
               help="The receptive field (of the output, or of the last layer before positions "
                    "mix) is at least N in every dim.")
-@click.option("--divisible-by", type=click.IntRange(min=1), metavar="N",
+@click.option("--divisible-by", type=Whole(1), metavar="N",
               help="The input is divisible by N, and every input size divisible by N (up to "
                    "this one; 16 of them sampled) goes through without rounding, every "
                    "add/concat lining up.")
@@ -758,20 +919,20 @@ def _solution_notes(x) -> str:
 
 def _solve_layer_command(kind: str):
     options = [
-        click.option("--in", "size_in", type=click.IntRange(min=1), required=True, metavar="N",
+        click.option("--in", "size_in", type=Whole(1), required=True, metavar="N",
                      help="Input size (one spatial dim)."),
-        click.option("--out", "size_out", type=click.IntRange(min=1), required=True,
+        click.option("--out", "size_out", type=Whole(1), required=True,
                      metavar="N", help="Wanted output size."),
-        click.option("-k", "--kernel", type=click.IntRange(min=1),
+        click.option("-k", "--kernel", type=Whole(1),
                      help="Kernel size (searched over 1..11 when left out)."),
-        click.option("-s", "--stride", type=click.IntRange(min=1),
+        click.option("-s", "--stride", type=Whole(1),
                      help="Stride (searched over 1..4 when left out)."),
     ]
     if kind != "avgpool":  # PyTorch's AvgPool has no dilation
-        options.append(click.option("-d", "--dilation", type=click.IntRange(min=1), default=1,
+        options.append(click.option("-d", "--dilation", type=Whole(1), default=1,
                                     show_default=True, help="Dilation."))
     options += [
-        click.option("--limit", type=click.IntRange(min=0), default=10, show_default=True,
+        click.option("--limit", type=Whole(0), default=10, show_default=True,
                      metavar="N", help="List the best N (0: all of them)."),
         format_option,
     ]
@@ -815,9 +976,10 @@ for _kind in ("conv", "tconv", "maxpool", "avgpool"):
 
 def _size_range(ctx, param, value):
     import re
-    m = re.fullmatch(r"\s*(\d+)\s*(?:\.\.|-|:)\s*(\d+)\s*", value or "")
+    m = re.fullmatch(r"\s*([0-9]{1,13})\s*(?:\.\.|-|:)\s*([0-9]{1,13})\s*", value or "")
     if not m:
-        raise click.BadParameter(f"{value!r} is not a range like 64..1024")
+        raise click.BadParameter(f"{quoted(value or '')} is not a range like 64..1024 (whole "
+                                 f"numbers below 10^13)")
     return int(m.group(1)), int(m.group(2))
 
 
@@ -878,10 +1040,10 @@ def import_command(model, torch_ref, input_shape, out_file):
         text = import_stack(load_callable(torch_ref), input_shape)
     else:
         text = import_stack(model, input_shape)
-    if out_file:
+    if out_file is not None:
         write_atomically(out_file, text, inputs=[model or ""])
     else:
-        click.echo(text, nl=False)
+        out(text, nl=False)
 
 
 @cli.command()
@@ -913,8 +1075,75 @@ def models(fmt):
                          csv_rows))
 
 
+class _ClosedStdout:
+    """Stands in for a stdout the process started without: a write is an
+    error (click would otherwise skip it silently and exit 0)."""
+
+    encoding = "utf-8"
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, "stdout is closed")
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+
+def _say(text: str) -> None:
+    """One error on stderr (bounded lines); nothing when stderr is gone too."""
+    from .outputs import cut_message
+    try:
+        click.echo(cut_message(text), err=True)
+    except Exception:  # noqa: BLE001 - nowhere left to say it
+        pass
+
+
+def _spell_ascii_where_needed() -> None:
+    """A stream whose encoding cannot hold × or ≤ gets them spelled in ASCII
+    (one wrapper for every write: rich's tables, click's help, the errors)."""
+    from .outputs import SpelledStream, is_unicode
+    if sys.stdout is not None and not is_unicode(getattr(sys.stdout, "encoding", None)):
+        sys.stdout = SpelledStream(sys.stdout)
+    if sys.stderr is not None and not is_unicode(getattr(sys.stderr, "encoding", None)):
+        sys.stderr = SpelledStream(sys.stderr)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    cli.main(args=argv, prog_name="convcalc")
+    """The console script: SPEC §6's exit codes for everything click and the
+    output side can raise -- a closed or full stdout is exit 3 with one line,
+    a reader that left early is silence, Ctrl-C is exit 130."""
+    _spell_ascii_where_needed()
+    if sys.stdout is None:  # started with fd 1 closed (>&-): every write must fail, not vanish
+        sys.stdout = _ClosedStdout()
+    try:
+        try:
+            code = cli.main(args=argv, prog_name="convcalc", standalone_mode=False)
+            code = code if isinstance(code, int) else 0
+        except click.ClickException as e:
+            _say(f"Error: {e.format_message()}")
+            code = e.exit_code
+        except ConvcalcError as e:  # raised while click parsed (the help on a full disk)
+            _say(f"Error: {_printable(e.message)}")
+            code = e.exit_code
+        except (click.Abort, KeyboardInterrupt):
+            _say("Error: interrupted")
+            code = 130
+        except SystemExit as e:
+            if type(sys.stdout).__name__ != "_PacifyFlushWrapper":
+                raise
+            code = 0  # click's own answer to a reader that left during --help: silence
+        if not _STDOUT_GONE:
+            sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+        code = 0
+    except OSError as e:
+        _silence_stdout()  # the interpreter's last flush would fail again
+        _say(f"Error: cannot write the output: {e.strerror or e}")
+        code = 3
+    sys.exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

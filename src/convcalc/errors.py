@@ -49,8 +49,17 @@ class ConvcalcError(Exception):
 def shown(text: str, limit: int = 80) -> str:
     """User text as it can appear in a one-line message: control characters
     escaped, long text cut."""
-    safe = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-    return safe if len(safe) <= limit else safe[:limit - 1] + "…"
+    head = text[:limit + 1]  # escape only what is shown: a token may be megabytes
+    safe = "".join(c if c.isprintable() else repr(c)[1:-1] for c in head)
+    return safe if len(safe) <= limit and len(text) == len(head) else safe[:limit - 1] + "…"
+
+
+def quoted(text: str, limit: int = 60) -> str:
+    """``repr`` of user text for a message, cut at ``limit`` characters with
+    the full length said: a megabyte token must not make a megabyte line."""
+    if len(text) <= limit:
+        return repr(text)
+    return repr(text[:limit])[:-1] + f"…' ({len(text):,} characters)"
 
 
 class StackSyntaxError(ConvcalcError):

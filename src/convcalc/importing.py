@@ -93,22 +93,8 @@ def _is_module(obj) -> bool:
 
 def write_atomically(path: str, text: str, inputs: Sequence[str] = (), option: str = "-o"
                      ) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder
-    and a rename, so a failed run leaves what was there; never over an input."""
-    target = os.path.abspath(path)
-    if os.path.exists(target) and any(
-            name and os.path.exists(name) and os.path.samefile(name, target) for name in inputs):
-        raise StackSyntaxError(f"{option} {path}: that is an input of this command; refusing to "
-                               f"overwrite it")
-    folder = os.path.dirname(target) or "."
-    tmp = os.path.join(folder, f".{os.path.basename(target)}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, target)
-    except OSError as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise StackSyntaxError(f"cannot write {path}: {e.strerror}") from None
+    """:func:`convcalc.outputs.write_file` (a temporary file in the same
+    folder and a rename; never over an input), for ``import -o`` and the
+    pictures' ``--svg``."""
+    from .outputs import write_file
+    write_file(path, text, inputs, option=option)

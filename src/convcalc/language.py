@@ -16,7 +16,7 @@ import os
 import re
 from typing import Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
-from .errors import StackSyntaxError
+from .errors import StackSyntaxError, quoted, shown
 
 PAD_MODES = ("valid", "same", "same_lower", "full")
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
@@ -40,7 +40,10 @@ MAX_DIMS = 3  # spatial dims convcalc handles
 
 def _int(text: str, lo: int) -> int:
     if not re.fullmatch(r"[+-]?[0-9]+", text):
-        raise StackSyntaxError(f"expected a whole number, got {text!r}")
+        raise StackSyntaxError(f"expected a whole number, got {quoted(text)}")
+    if len(text.lstrip("+-").lstrip("0")) > len(str(MAX_INT)):  # before int(): 10^5 digits
+        raise StackSyntaxError(f"{quoted(text)} is larger than convcalc accepts "
+                               f"({MAX_INT:.0e})")
     v = int(text)
     if v < lo:
         raise StackSyntaxError(f"must be at least {lo}, got {v}")
@@ -51,19 +54,19 @@ def _int(text: str, lo: int) -> int:
 
 def _float(text: str) -> float:
     if not _FLOAT.fullmatch(text):
-        raise StackSyntaxError(f"expected a finite number, got {text!r}")
+        raise StackSyntaxError(f"expected a finite number, got {quoted(text)}")
     v = float(text)
     if not math.isfinite(v):
-        raise StackSyntaxError(f"expected a finite number, got {text!r} (too large)")
+        raise StackSyntaxError(f"expected a finite number, got {quoted(text)} (too large)")
     return v
 
 
 def _dims(text: str) -> List[str]:
     parts = text.split("x")
     if any(p == "" for p in parts):
-        raise StackSyntaxError(f"expected values joined by 'x' (like 3x5), got {text!r}")
+        raise StackSyntaxError(f"expected values joined by 'x' (like 3x5), got {quoted(text)}")
     if len(parts) > MAX_DIMS:
-        raise StackSyntaxError(f"{text!r} has {len(parts)} values; at most {MAX_DIMS}, one per "
+        raise StackSyntaxError(f"{quoted(text)} has {len(parts)} values; at most {MAX_DIMS}, one per "
                                f"spatial dim")
     return parts
 
@@ -86,7 +89,7 @@ def read_dims(lo: int = 0) -> Callable[[str], Tuple[int, ...]]:
 def read_scales(text: str) -> Tuple[float, ...]:
     vals = tuple(_float(p) for p in _dims(text))
     if any(v <= 0 for v in vals):
-        raise StackSyntaxError(f"scale must be positive, got {text!r}")
+        raise StackSyntaxError(f"scale must be positive, got {quoted(text)}")
     return vals
 
 
@@ -98,7 +101,7 @@ def read_padding(text: str):
     if text in PAD_MODES:
         return text
     if re.fullmatch(r"[a-z_]+", text):
-        raise StackSyntaxError(f"unknown padding {text!r}{_suggest(text, PAD_MODES)}; "
+        raise StackSyntaxError(f"unknown padding {quoted(text)}{_suggest(text, PAD_MODES)}; "
                                f"use a number, per-dim 1x2, before:after pairs or one of "
                                f"{', '.join(PAD_MODES)}")
     pairs = []
@@ -160,7 +163,7 @@ def read_dim_list(text: str) -> Tuple[int, ...]:
     """``permute``'s dims, comma separated (negative counts from the end, as in PyTorch)."""
     dims = tuple(_int(t, -MAX_RANK) for t in text.split(","))
     if any(d >= MAX_RANK for d in dims):
-        raise StackSyntaxError(f"dims must be below {MAX_RANK}, got {text!r}")
+        raise StackSyntaxError(f"dims must be below {MAX_RANK}, got {quoted(text)}")
     return dims
 
 
@@ -181,7 +184,7 @@ def read_bool(text: str) -> bool:
         return True
     if t in ("false", "0", "no", "off"):
         return False
-    raise StackSyntaxError(f"expected true or false, got {text!r}")
+    raise StackSyntaxError(f"expected true or false, got {quoted(text)}")
 
 
 read_bool.expects = "true or false"
@@ -190,7 +193,7 @@ read_bool.expects = "true or false"
 def read_fraction(text: str) -> float:
     v = _float(text)
     if not 0 <= v <= 1:
-        raise StackSyntaxError(f"must be between 0 and 1, got {text}")
+        raise StackSyntaxError(f"must be between 0 and 1, got {quoted(text)}")
     return v
 
 
@@ -200,7 +203,7 @@ read_fraction.expects = "a number from 0 to 1"
 def read_positive(text: str) -> float:
     v = _float(text)
     if v <= 0:
-        raise StackSyntaxError(f"must be positive, got {text}")
+        raise StackSyntaxError(f"must be positive, got {quoted(text)}")
     return v
 
 
@@ -216,7 +219,7 @@ read_number.expects = "a number"
 
 def read_name(text: str) -> str:
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", text):
-        raise StackSyntaxError(f"{text!r} is not a tensor name (letters, digits and _, "
+        raise StackSyntaxError(f"{quoted(text)} is not a tensor name (letters, digits and _, "
                                f"not starting with a digit)")
     return text
 
@@ -234,7 +237,7 @@ read_names.expects = "tensor names joined by +"
 def read_choice(*options: str) -> Callable[[str], str]:
     def read(text: str) -> str:
         if text not in options:
-            raise StackSyntaxError(f"unknown value {text!r}{_suggest(text, options)}; "
+            raise StackSyntaxError(f"unknown value {quoted(text)}{_suggest(text, options)}; "
                                    f"expected one of {', '.join(options)}")
         return text
     read.expects = "one of " + ", ".join(options)
@@ -467,7 +470,7 @@ def parse_token(text: str, index: int) -> LayerSpec:
 def _parse_token(text: str, index: int) -> LayerSpec:
     if not text.strip():
         raise StackSyntaxError("empty token")
-    if any(c.isspace() for c in text):
+    if re.search(r"\s", text):
         raise StackSyntaxError("a token has no spaces inside (write conv:8,k=3)")
     name, sep, rest = text.partition(":")
     fixed: Mapping[str, object] = {}
@@ -482,7 +485,7 @@ def _parse_token(text: str, index: int) -> LayerSpec:
     else:
         known = sorted(set(KINDS) | set(ALIASES))
         close = _suggest(name.lower(), known + sorted(TORCH_CLASSES))
-        raise StackSyntaxError(f"unknown layer kind {name!r}{close}; known kinds: "
+        raise StackSyntaxError(f"unknown layer kind {quoted(name)}{close}; known kinds: "
                                f"{', '.join(known)} (and PyTorch class names like Conv2d)")
     syntax = KINDS[kind]
     raw: Dict[str, str] = {}
@@ -506,12 +509,12 @@ def _parse_token(text: str, index: int) -> LayerSpec:
             elif word in syntax.keys and word not in fixed:
                 raise StackSyntaxError(f"{word} needs a value: {word}=...")
             elif pos == 0:
-                raise StackSyntaxError(f"{name} takes no positional argument, got {item!r}")
+                raise StackSyntaxError(f"{name} takes no positional argument, got {quoted(item)}")
             elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", item):
                 raise StackSyntaxError(_unknown_key(item, name, syntax, fixed))
             else:
                 raise StackSyntaxError(f"only the first argument may be positional; "
-                                       f"write key=value for {item!r}")
+                                       f"write key=value for {quoted(item)}")
         key = KEY_ALIASES.get(key, key)
         if key not in syntax.keys or key in fixed:
             raise StackSyntaxError(_unknown_key(key, name, syntax, fixed))
@@ -527,7 +530,7 @@ def _parse_token(text: str, index: int) -> LayerSpec:
             try:
                 args[key] = spec.read(raw[key])
             except StackSyntaxError as e:
-                raise StackSyntaxError(f"{key}={raw[key]}: {e.reason}") from None
+                raise StackSyntaxError(f"{key}={shown(raw[key], 40)}: {e.reason}") from None
         elif key in fixed:
             continue
         elif spec.default is REQUIRED:
@@ -616,8 +619,8 @@ def _looks_like_key(item: str, syntax: KindSyntax) -> bool:
 def _unknown_key(key: str, name: str, syntax: KindSyntax, fixed) -> str:
     keys = [k for k in syntax.keys if k not in fixed]
     if not keys:
-        return f"{name} takes no arguments, got {key!r}"
-    return f"unknown key {key!r} for {name}{_suggest(key, keys)}; keys: {', '.join(keys)}"
+        return f"{name} takes no arguments, got {quoted(key)}"
+    return f"unknown key {quoted(key)} for {name}{_suggest(key, keys)}; keys: {', '.join(keys)}"
 
 
 # ---------------------------------------------------------------------------
@@ -635,21 +638,24 @@ def parse_shape(shape) -> Tuple[int, ...]:
         t = shape.strip().replace(",", "x").replace("×", "x")
         parts = t.split("x")
         if not t or any(not re.fullmatch(r"[0-9]+", p) for p in parts):
-            raise StackSyntaxError(f"input shape {text!r} is not whole numbers joined by 'x' "
-                                   f"(like 1x3x224x224)")
+            raise StackSyntaxError(f"input shape {quoted(text)} is not whole numbers joined by "
+                                   f"'x' (like 1x3x224x224)")
+        if any(len(p.lstrip("0")) > len(str(MAX_INT)) for p in parts):  # before int()
+            raise StackSyntaxError(f"input shape {quoted(text)} has a dim larger than "
+                                   f"{MAX_INT:.0e}")
         dims = tuple(int(p) for p in parts)
     else:
         dims = tuple(shape)
         text = "x".join(str(v) for v in dims)
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in dims):
-            raise StackSyntaxError(f"input shape {dims!r} must be whole numbers")
+            raise StackSyntaxError(f"input shape {quoted(repr(dims))} must be whole numbers")
     if not 2 <= len(dims) <= MAX_RANK:
-        raise StackSyntaxError(f"input shape {text!r} has {len(dims)} dims; convcalc takes batch, "
+        raise StackSyntaxError(f"input shape {quoted(text)} has {len(dims)} dims; convcalc takes batch, "
                                f"channels and 0 to 3 spatial dims (2 to {MAX_RANK} dims)")
     if min(dims) < 1:
-        raise StackSyntaxError(f"input shape {text!r} has a zero-sized dim")
+        raise StackSyntaxError(f"input shape {quoted(text)} has a zero-sized dim")
     if max(dims) > MAX_INT:
-        raise StackSyntaxError(f"input shape {text!r} has a dim larger than {MAX_INT:.0e}")
+        raise StackSyntaxError(f"input shape {quoted(text)} has a dim larger than {MAX_INT:.0e}")
     return dims
 
 
@@ -667,6 +673,48 @@ _INPUT_DIRECTIVE = re.compile(r"#\s*input\s*:\s*(\S+)")
 _META = re.compile(r"#\s*(family|params|macs)\s*:\s*(.+?)\s*")
 
 
+# bounds on what a stack may be: far beyond any real network, small enough
+# that reading and parsing stay within seconds and a few hundred megabytes
+MAX_STACK_BYTES = 8 * 2 ** 20
+MAX_TOKENS = 10 ** 5
+_BOM = "\ufeff"
+
+
+class TooLarge(StackSyntaxError):
+    """The whole stack is over a limit: no single layer is to blame."""
+
+
+def too_many_tokens(source: Optional[str] = None) -> StackSyntaxError:
+    where = f"{shown(source)}: " if source else ""
+    return TooLarge(f"{where}the stack has more than {MAX_TOKENS:,} layer tokens, the "
+                            f"most convcalc takes (@references repeated many times over?)")
+
+
+def read_stack_bytes(stream, name: str) -> str:
+    """A stack file's text from a binary stream, read with a limit: ``/dev/zero``,
+    ``/dev/urandom`` or a 200 MB file are refused, not read whole."""
+    data = stream.read(MAX_STACK_BYTES + 1)
+    if len(data) > MAX_STACK_BYTES:
+        raise StackSyntaxError(f"{shown(name)}: larger than {MAX_STACK_BYTES // 2 ** 20} MiB, "
+                               f"the most convcalc reads as a stack file")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise StackSyntaxError(f"{shown(name)}: not a text file (not UTF-8 at byte "
+                               f"{e.start:,})") from None
+    return text[1:] if text.startswith(_BOM) else text  # an editor's byte-order mark
+
+
+def read_stack_file(path: str) -> str:
+    """A stack file's text by path (see :func:`read_stack_bytes`)."""
+    try:
+        with open(path, "rb") as f:
+            return read_stack_bytes(f, path)
+    except OSError as e:
+        raise StackSyntaxError(f"cannot read stack file {shown(path)}: "
+                               f"{e.strerror or e}") from None
+
+
 def split_stack_text(text: str, source: str = "stack") -> StackText:
     """Whitespace-separated tokens; ``#`` comments to the end of a line.
 
@@ -680,6 +728,8 @@ def split_stack_text(text: str, source: str = "stack") -> StackText:
     for line in text.splitlines():
         body, hash_, comment = line.partition("#")
         tokens += body.split()
+        if len(tokens) > MAX_TOKENS:  # stop splitting now: each token costs ~50 bytes
+            raise too_many_tokens(source)
         if not hash_:
             continue
         m = _INPUT_DIRECTIVE.fullmatch(("#" + comment).strip())
@@ -704,12 +754,12 @@ def parse_quantity(text: str) -> int:
     """``25M`` -> 25,000,000; ``4.1G``; ``2GiB`` -> 2·1024³; a trailing B is ignored."""
     m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([kKmMgGtT]i?)?[bB]?\s*", text)
     if not m:
-        raise StackSyntaxError(f"{text!r} is not a number with an optional SI suffix "
+        raise StackSyntaxError(f"{quoted(text)} is not a number with an optional SI suffix "
                                f"(25M, 4.1G, 2GiB)")
     unit = (m.group(2) or "").upper()
     value = float(m.group(1)) * _SI[unit]
     if not value < 10 ** 30:  # also catches inf
-        raise StackSyntaxError(f"{text[:40]!r} is too large")
+        raise StackSyntaxError(f"{quoted(text)} is too large")
     return round(value)
 
 
@@ -749,41 +799,73 @@ def read_onnx(path: str, input_shape=None) -> StackText:
     return _ONNX_CACHE[key]
 
 
+def _is_builtin(name: str) -> bool:
+    return bool(re.fullmatch(r"[A-Za-z0-9_]+", name)) and \
+        os.path.isfile(os.path.join(MODELS_DIR, name + ".stack"))
+
+
+def reference_path(name: str) -> Optional[str]:
+    """The file an ``@NAME`` reads, or None for a built-in model."""
+    return None if _is_builtin(name) else os.path.expanduser(name)
+
+
 def read_reference(name: str, input_shape=None) -> StackText:
     """``@NAME``: a built-in model, else a stack file (or an ONNX file) at that path."""
-    builtin = os.path.join(MODELS_DIR, name + ".stack")
-    if re.fullmatch(r"[A-Za-z0-9_]+", name) and os.path.isfile(builtin):
-        with open(builtin, encoding="utf-8") as f:
+    if _is_builtin(name):
+        with open(os.path.join(MODELS_DIR, name + ".stack"), encoding="utf-8") as f:
             return split_stack_text(f.read(), name + ".stack")
     if is_onnx(name):
         return read_onnx(name, input_shape)
     path = os.path.expanduser(name)
     if os.path.isfile(path):
-        try:
-            with open(path, encoding="utf-8") as f:
-                return split_stack_text(f.read(), name)
-        except (OSError, UnicodeDecodeError) as e:
-            raise StackSyntaxError(f"cannot read stack file {name}: {e}") from None
+        return split_stack_text(read_stack_file(path), name)
     models = builtin_models()
     raise StackSyntaxError(f"not a built-in model{_suggest(name, list(models))} "
                            f"nor a file; built-in: {', '.join(models)}")
 
 
-def expand(tokens: Sequence[str], _depth: int = 0, input_shape=None) -> List[str]:
-    """Replace every ``@NAME`` by the tokens of its stack (nested up to 8 deep);
-    ``input_shape`` is what an ONNX file with free dims is imported at."""
+def anchor(tokens: Sequence[str], folder: str) -> List[str]:
+    """A stack file's tokens with its relative ``@PATH`` references made
+    relative to the file's own folder (SPEC §3: as ``#include`` resolves)."""
+    out = []
+    for tok in tokens:
+        name = tok[1:]
+        if tok.startswith("@") and name and not _is_builtin(name) and \
+                not os.path.isabs(os.path.expanduser(name)):
+            tok = "@" + os.path.normpath(os.path.join(folder, name))
+        out.append(tok)
+    return out
+
+
+def expand(tokens: Sequence[str], _depth: int = 0, input_shape=None,
+           sources: Optional[List[str]] = None, _read: Optional[dict] = None) -> List[str]:
+    """Replace every ``@NAME`` by the tokens of its stack (nested up to 8 deep,
+    at most MAX_TOKENS in all); ``input_shape`` is what an ONNX file with free
+    dims is imported at; ``sources`` collects the paths of the files read."""
     out: List[str] = []
+    read = {} if _read is None else _read  # a file referenced many times is read once
     for tok in tokens:
         if tok.startswith("@"):
             try:
                 if _depth >= 8:
                     raise StackSyntaxError("stacks nested more than 8 deep (a loop?)")
-                out += expand(read_reference(tok[1:], input_shape).tokens, _depth + 1,
-                              input_shape)
+                if tok not in read:
+                    path = reference_path(tok[1:])
+                    inner = read_reference(tok[1:], input_shape).tokens
+                    if path is not None:
+                        if sources is not None:
+                            sources.append(path)
+                        inner = anchor(inner, os.path.dirname(path))
+                    read[tok] = inner
+                out += expand(read[tok], _depth + 1, input_shape, sources, read)
+            except TooLarge:
+                raise
             except StackSyntaxError as e:
                 raise e.located(len(out) + 1, tok)
         else:
             out.append(tok)
+        if len(out) > MAX_TOKENS:
+            raise too_many_tokens()
     return out
 
 
@@ -799,9 +881,11 @@ def default_input(tokens: Sequence[str]) -> Optional[Tuple[int, ...]]:
     return None
 
 
-def parse_stack(tokens: Sequence[str], input_shape=None) -> List[LayerSpec]:
-    """Expand ``@NAME`` references and parse every token (1-based indices)."""
-    flat = expand(tokens, input_shape=input_shape)
+def parse_stack(tokens: Sequence[str], input_shape=None,
+                sources: Optional[List[str]] = None) -> List[LayerSpec]:
+    """Expand ``@NAME`` references and parse every token (1-based indices);
+    ``sources`` collects the paths of the files that ``@`` references read."""
+    flat = expand(tokens, input_shape=input_shape, sources=sources)
     if not flat:
         raise StackSyntaxError("the stack is empty: give at least one layer")
     return [parse_token(tok, i) for i, tok in enumerate(flat, 1)]

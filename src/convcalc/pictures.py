@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 from html import escape
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from .analysis import Analysis, Region
 from .errors import ShapeError
@@ -135,6 +135,30 @@ def _matrix(np, w: Window):
     return m
 
 
+def erf_bytes(a: Analysis, target: int) -> int:
+    """An upper bound on the memory :func:`erf` holds at once (float64): the
+    gradients still to be propagated, and for the row being propagated its
+    gradient, each per-dim matrix and the tensordot intermediates."""
+    from .verify import MARGIN, OVERHEAD
+    rows = a.layers
+    spatial = [math.prod(r.spatial_sizes) for r in rows]
+    pending = {target: spatial[target]}
+    peak = 0
+    for pos in range(target, -1, -1):
+        g = pending.pop(pos, None)
+        if g is None:
+            continue
+        work = 0
+        for src, windows in rows[pos].inputs:
+            ins = math.prod(a.input_shape[2:]) if src < 0 else spatial[src]
+            widest = math.prod(max(w.in_size, w.out_size) for w in windows or ())
+            matrices = sum(w.in_size * w.out_size for w in windows or ())
+            work = max(work, 3 * max(widest, ins, g) + matrices + 2 * ins)
+            pending[src] = ins
+        peak = max(peak, sum(pending.values()) + g + work)
+    return int(8 * peak * MARGIN) + OVERHEAD
+
+
 def _channels(a: Analysis, src: int) -> int:
     return (a.input_shape if src < 0 else a.layers[src].output_shape)[1]
 
@@ -151,14 +175,20 @@ def _share(a: Analysis, pos: int, src: int) -> float:
     return _channels(a, src) / row.output_shape[1]
 
 
-def erf(a: Analysis, at: Sequence[int], target: int):
+def erf(a: Analysis, at: Sequence[int], target: int, max_memory: Optional[int] = None):
     """|∂ Σ_c output(c, at) / ∂ input| with uniform weights (Luo et al. 2016),
     exact backpropagation over every path, summed over channels; an array
-    over the input's spatial dims."""
-    import numpy as np
+    over the input's spatial dims.  Refused (exit 3) when its estimated peak
+    is over ``max_memory`` bytes."""
     rows = a.layers
     if any(s > MAX_ERF for r in rows[:target + 1] for s in r.spatial_sizes):
         raise ShapeError(f"--erf computes inputs of at most {MAX_ERF} positions per dim")
+    if max_memory is not None:
+        need = erf_bytes(a, target)
+        if need > max_memory:
+            from .verify import over_budget
+            raise over_budget("--erf", need, max_memory)
+    import numpy as np
     start = np.zeros(rows[target].spatial_sizes)
     start[tuple(at)] = 1.0
     grads = {target: start}

@@ -29,6 +29,7 @@ import struct
 from fractions import Fraction
 from typing import List, NamedTuple, Optional, Sequence, Tuple
 
+from .bignum import fraction_text
 from .errors import ShapeError
 from .layers import Window
 
@@ -554,7 +555,7 @@ def region(rows, target: int, at: Sequence[int], clip: bool
 
 
 def _frac(v: Fraction) -> str:
-    return str(v.numerator) if v.denominator == 1 else f"{v.numerator}/{v.denominator}"
+    return fraction_text(v)
 
 
 def explain_merge(paths: Sequence[PathState], after: PathState) -> List[str]:
@@ -585,7 +586,8 @@ def explain_step(before: PathState, windows: Optional[Sequence[Window]], after: 
         r0, S0, P0 = m0.summary()
         r, S, P = m1.summary()
         if w.kind == "conv" and m0.T == 1 and S0.denominator == 1:
-            texts.append(f"r = r₀ + d·(k−1)·S₀ = {r0} + {w.dilation}·({w.k}−1)·{_frac(S0)} = {r}; "
+            texts.append(f"r = r₀ + d·(k−1)·S₀ = {_frac(r0)} + {w.dilation}·({w.k}−1)·{_frac(S0)} = "
+                         f"{_frac(r)}; "
                          f"S = S₀·s = {_frac(S0)}·{w.stride} = {_frac(S)}; "
                          f"P = P₀ + pb·S₀ = {_frac(P0)} + {w.pad}·{_frac(S0)} = {_frac(P)}")
         else:
@@ -593,5 +595,5 @@ def explain_step(before: PathState, windows: Optional[Sequence[Window]], after: 
             step = f"({step})" if "/" in step else step
             texts.append(f"S = S₀·{step} = {_frac(S0)}·{step} = {_frac(S)}; "
                          f"over the {m1.T} phase{'s' if m1.T > 1 else ''} of the output: "
-                         f"largest r = {r}, P = {_frac(P)}")
+                         f"largest r = {_frac(r)}, P = {_frac(P)}")
     return [f"receptive field {t}" for t in per_dim_lines(texts)]

@@ -14,6 +14,7 @@ from fractions import Fraction
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from .analysis import MIB, Analysis, Region, Row, last_field_row
+from .bignum import fraction_text, int_text, is_huge
 from .layers import DIM_NAMES, fmt_shape
 from .receptive import ReceptiveField
 
@@ -25,10 +26,10 @@ FORMATS = ("table", "json", "csv", "markdown")
 # ---------------------------------------------------------------------------
 
 def fmt_fraction(v: Fraction) -> str:
-    return str(v.numerator) if v.denominator == 1 else f"{v.numerator}/{v.denominator}"
+    return fraction_text(v)
 
 
-def fmt_dims(vals, fmt=str) -> str:
+def fmt_dims(vals, fmt=fraction_text) -> str:
     """Per-dim values in the layer language: one value when all dims agree."""
     texts = [fmt(v) for v in vals]
     return texts[0] if len(set(texts)) == 1 else "x".join(texts)
@@ -85,7 +86,7 @@ def layer_label(row: Row) -> str:
 
 
 def _exact_dims(vals) -> str:
-    return "x".join(fmt_fraction(Fraction(v)) for v in vals)
+    return "x".join(fraction_text(v) for v in vals)
 
 
 # ---------------------------------------------------------------------------
@@ -242,10 +243,35 @@ def _one_line(value) -> str:
     return json.dumps(value, separators=(", ", ": "), ensure_ascii=False)
 
 
+def _placeholders(value, found: List[int]):
+    """``value`` with every integer too long for ``json`` (over 4,000 digits)
+    replaced by a marker string that :func:`dump_json` swaps for its text."""
+    if is_huge(value):
+        found.append(value)
+        return f"\x00{len(found) - 1}\x00"
+    if isinstance(value, dict):
+        return {k: _placeholders(v, found) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_placeholders(v, found) for v in value]
+    return value
+
+
 def dump_json(data) -> str:
     """JSON for people and scripts alike: the top level one key a line, each
     item of a list of objects (layers, checks, solutions) on a line of its own,
-    everything else on one line.  The C encoder does the work."""
+    everything else on one line.  The C encoder does the work; an integer over
+    4,000 digits is written in exponent form (a JSON number too)."""
+    try:
+        return _dump_json(data)
+    except ValueError:  # int-to-text limit: some integer is that long
+        found: List[int] = []
+        text = _dump_json(_placeholders(data, found))
+        for i, n in enumerate(found):
+            text = text.replace(f'"\\u0000{i}\\u0000"', int_text(n))
+        return text
+
+
+def _dump_json(data) -> str:
     def block(value, pad):
         if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
             inner = ",\n".join(f"{pad}  {_one_line(v)}" for v in value)
@@ -261,7 +287,7 @@ def csv_text(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(headers)
-    w.writerows(rows)
+    w.writerows([int_text(c) if is_huge(c) else c for c in row] for row in rows)
     return buf.getvalue()
 
 

@@ -59,6 +59,7 @@ class Verification:
     dependencies: int = 0  # statistics layers whose dependency claim was checked on the op
     rf_layers: int = 0  # rows whose impulse response was compared
     failures: List[str] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)  # findings that are not disagreements
 
     @property
     def ok(self) -> bool:
@@ -69,6 +70,8 @@ class Verification:
              "receptive_field": self.receptive_field, "seconds": round(self.seconds, 3)}
         if self.failures:
             d["failures"] = list(self.failures)
+        if self.notes:
+            d["notes"] = list(self.notes)
         return d
 
     def fail(self, what: str, row: Row, message: str) -> None:
@@ -81,27 +84,89 @@ class Verification:
 # memory guard
 # ---------------------------------------------------------------------------
 
-def peak_bytes(a: Analysis) -> int:
-    """A generous estimate of the most memory one layer's run holds at once.
+DATA, MASK = 4, 8  # bytes per element: the data runs in float32, the impulse masks in float64
 
-    Input, output and parameters of the layer, plus a convolution's im2col
-    buffer (Cin·∏k rows, N·∏o columns; a transposed conv also holds its
-    zero-inserted input), in float32.  The impulse masks have one channel.
-    """
-    peak = 0
-    for r in a.layers:
-        elems = math.prod(r.input_shape) + math.prod(r.output_shape) + r.params + r.buffers
-        if r.kind in ("conv", "sepconv", "tconv") and r.windows:
-            N, C = r.input_shape[:2]
-            elems += C * math.prod(w.k for w in r.windows) * N * math.prod(r.output_shape[2:])
-            if r.kind == "tconv":
-                elems += math.prod(r.input_shape) * math.prod(w.stride for w in r.windows)
-        elif r.kind in STATISTICS:  # the dependency check runs twice more in float64
-            elems += 7 * math.prod(r.output_shape)
-        elif r.kind != "flatten":
-            elems += 2 * math.prod(r.output_shape)  # gathers and temporaries
-        peak = max(peak, elems)
-    return peak * 4
+
+def _padded(row: Row) -> Tuple[int, ...]:
+    """The spatial sizes a windowed layer reads, its padding included (the
+    largest of input, padded input and output per dim)."""
+    pads = row.padding or ((0, 0),) * len(row.input_shape[2:])
+    ins = row.input_shape[2:]
+    outs = row.output_shape[2:] if len(row.output_shape) == len(row.input_shape) else ins
+    return tuple(max(i + b + a, o) for i, (b, a), o in zip(ins, pads, outs))
+
+
+def _working(row: Row) -> Tuple[int, int]:
+    """(bytes the data run of ``row`` allocates beyond its inputs, bytes one
+    impulse run allocates beyond its input mask), from how :mod:`convcalc.ops`
+    computes it: a convolution's padded input, im2col matrix and two copies
+    of its output; a transposed conv's zero-inserted buffer; a pool's or an
+    interpolation's per-axis intermediates (bicubic: four taps); a
+    statistics layer's two float64 reruns for the dependency check."""
+    ins, outs = math.prod(row.input_shape), math.prod(row.output_shape)
+    N, C = row.input_shape[:2]
+    spatial_out = math.prod(row.output_shape[2:]) if len(row.output_shape) > 2 else 1
+    widest = math.prod(_padded(row)) if len(row.input_shape) > 2 else 1
+    kind = row.kind
+    taps = math.prod(w.k for w in row.windows) if row.windows else 1
+    if kind in ("conv", "sepconv") and row.part != "pointwise":
+        data = N * C * widest + C * taps * N * spatial_out + 2 * outs
+        return DATA * data, MASK * (widest + taps * spatial_out + 3 * spatial_out)
+    if kind in ("conv", "sepconv"):  # the pointwise half: a 1x1 conv
+        return DATA * (2 * ins + 2 * outs), MASK * 3 * spatial_out
+    if kind == "tconv":
+        strides = math.prod(w.stride for w in row.windows) if row.windows else 1
+        buf = math.prod(row.input_shape[2:]) * strides + widest  # zero-inserted and padded
+        data = 2 * N * C * buf + C * taps * N * spatial_out + 2 * outs
+        return DATA * data, MASK * (2 * buf + taps * spatial_out + 3 * spatial_out)
+    if kind in ("maxpool", "avgpool", "up", "aavgpool", "amaxpool", "gap"):
+        steps = 6 if kind in ("up", "aavgpool", "amaxpool") else 4  # bicubic's four taps
+        return DATA * (steps * N * C * widest + outs), MASK * ((steps + 3) * widest)
+    if kind in STATISTICS:  # the op, then the dependency check's float64 copies and reruns
+        return DATA * 6 * outs + MASK * 14 * ins, MASK * 3 * spatial_out
+    if kind == "pixelshuffle":
+        return DATA * 3 * outs, MASK * (3 * spatial_out + taps * spatial_out)
+    if kind == "act":  # gelu's erf, mish, softplus: float64 temporaries
+        return DATA * 14 * outs, MASK * 3 * spatial_out
+    return DATA * 3 * max(ins, outs), MASK * 3 * spatial_out
+
+
+def _held(shape, impulses: int) -> int:
+    """Bytes a row's output keeps while later rows read it: the data and the
+    impulse masks (one channel each)."""
+    spatial = math.prod(shape[2:]) if len(shape) > 2 else 0
+    return DATA * math.prod(shape) + impulses * MASK * spatial
+
+
+# what the counts above leave out (index arrays, the impulse predictions'
+# position sets, the interpreter's own objects): a share and a constant
+MARGIN, OVERHEAD = 1.25, 4 * 2 ** 20
+
+
+def peak_bytes(a: Analysis) -> int:
+    """The most memory a --verify run holds at once, an upper bound: every
+    output still to be read by a later row (``save:``/``from:`` keep theirs
+    alive) with its impulse masks, plus the working memory of the row that
+    runs (:func:`_working`), with a margin.  The tests measure the real peak
+    against it."""
+    impulses = len(impulse_positions(a.input_shape)) if len(a.input_shape) > 2 else 0
+    last_use = {src: pos for pos, row in enumerate(a.layers) for src, _ in row.inputs}
+    # the input is drawn in float64 and converted: 12 bytes an element at the start
+    live = {-1: _held(a.input_shape, impulses)}
+    peak = live[-1] + (DATA + MASK) * math.prod(a.input_shape)
+    held = live[-1]
+    for pos, row in enumerate(a.layers):
+        data, mask = _working(row)
+        out = _held(row.output_shape, impulses)
+        params = DATA * (row.params + row.buffers)
+        peak = max(peak, held + params + max(data, DATA * math.prod(row.output_shape) + mask))
+        live[pos] = out
+        held += out
+        for src in {s for s, _ in row.inputs} | {pos}:
+            if last_use.get(src, -2) <= pos and src in live:
+                held -= live.pop(src)
+        peak = max(peak, held)
+    return int(peak * MARGIN) + OVERHEAD
 
 
 # ---------------------------------------------------------------------------
@@ -411,17 +476,13 @@ def verify(a: Analysis, seed: int = 0, max_memory: int = DEFAULT_MAX_MEMORY) -> 
     """Run the stack on NumPy and compare shapes, params and receptive fields."""
     need = peak_bytes(a)
     if need > max_memory:
-        raise ShapeError(f"--verify would need about {_gib(need)} at its peak, over the "
-                         f"--max-memory budget of {_gib(max_memory)}; raise the budget or "
-                         f"verify a smaller input")
+        raise over_budget("--verify", need, max_memory)
     import numpy as np
 
     from . import ops
     t0 = time.perf_counter()
     result = Verification()
     runner = _Runner(np, ops, np.random.default_rng(seed))
-    layers: Dict[Tuple[int, str], Layer] = {}
-    last_use = {src: pos for pos, row in enumerate(a.layers) for src, _ in row.inputs}
 
     values = {-1: runner.rng.standard_normal(a.input_shape).astype(np.float32)}
     axes = {-1: _standard(len(a.input_shape))}
@@ -433,7 +494,16 @@ def verify(a: Analysis, seed: int = 0, max_memory: int = DEFAULT_MAX_MEMORY) -> 
         masks.append({-1: m})
         predicted.append({-1: [tuple(frozenset([u]) for u in p)]})
     result.impulses = len(starts)
+    overflowed = False
+    with np.errstate(all="ignore"):  # overflow is a finding (notes), never a warning line
+        _run_rows(np, a, runner, result, values, axes, starts, masks, predicted, overflowed)
+    result.seconds = time.perf_counter() - t0
+    return result
 
+
+def _run_rows(np, a, runner, result, values, axes, starts, masks, predicted, overflowed):
+    layers: Dict[Tuple[int, str], Layer] = {}
+    last_use = {src: pos for pos, row in enumerate(a.layers) for src, _ in row.inputs}
     for pos, row in enumerate(a.layers):
         key = (row.index, row.spec)
         if key not in layers:
@@ -452,8 +522,14 @@ def verify(a: Analysis, seed: int = 0, max_memory: int = DEFAULT_MAX_MEMORY) -> 
             result.fail("params", row, f"analysis says {row.params:,} params, the op's tensors "
                                        f"hold {count:,}")
         values[pos] = y
+        finite = bool(np.isfinite(y).all())
+        if not finite and not overflowed:
+            overflowed = True
+            result.notes.append(f"layer {row.index} ({row.spec}): the random data overflows "
+                                f"float32 here (inf or nan from this layer on); shapes, params "
+                                f"and receptive fields are still checked")
         in_axes = axes[row.inputs[0][0]]
-        if row.kind in STATISTICS and len(row.input_shape) > 2 and \
+        if row.kind in STATISTICS and len(row.input_shape) > 2 and finite and \
                 all(w is not None for _, w in row.inputs):
             result.dependencies += _dependency(np, runner, result, row, xs[0], y, in_axes)
         axes[pos] = row.axes or _standard(y.ndim)
@@ -478,14 +554,13 @@ def verify(a: Analysis, seed: int = 0, max_memory: int = DEFAULT_MAX_MEMORY) -> 
             _compare_impulse(np, result, row, starts[j], masks[j][pos], predicted[j][pos])
             traced = True
         result.rf_layers += traced
-        for src, _ in row.inputs:  # free what no later row reads
-            if last_use.get(src) == pos:
+        for src in [s for s, _ in row.inputs] + [pos]:  # free what no later row reads
+            if last_use.get(src, -2) <= pos:
                 values.pop(src, None)
                 for mj, pj in zip(masks, predicted):
                     mj.pop(src, None)
                     pj.pop(src, None)
-    result.seconds = time.perf_counter() - t0
-    return result
+        xs = y = ins = m = None  # nothing of this row outlives what the dicts keep
 
 
 def _compare_impulse(np, result: Verification, row: Row, start, mask, products) -> None:
@@ -509,6 +584,13 @@ def _box(np, b) -> str:
 
 def _shape(shape) -> str:
     return "x".join(str(int(v)) for v in shape)
+
+
+def over_budget(option: str, need: int, budget: int) -> ShapeError:
+    """The refusal of a run whose estimated peak is over --max-memory."""
+    return ShapeError(f"{option} would need about {_gib(need)} at its peak, over the "
+                      f"--max-memory budget of {_gib(budget)}; raise the budget or use a "
+                      f"smaller input")
 
 
 def _gib(n: int) -> str:
