@@ -197,13 +197,20 @@ class App(click.Group):
             raise err from None
 
 
-def _console():
-    """A terminal gets its own width; a pipe or file gets rows that never wrap."""
-    from rich.console import Console
-    console = Console(soft_wrap=False)
-    if not console.is_terminal:
-        console = Console(soft_wrap=False, width=400, color_system=None)
-    return console
+def _terminal() -> Tuple[Optional[int], bool]:
+    """(the width to fit, bold headers): a terminal's own width (COLUMNS, as
+    shells and rich set it, wins everywhere), while a pipe or a file gets rows
+    that never wrap and no escape codes."""
+    import os
+    import shutil
+    columns = os.environ.get("COLUMNS", "")
+    tty = sys.stdout.isatty()
+    if columns.isdigit() and int(columns) > 0:
+        width = int(columns)
+    else:
+        width = shutil.get_terminal_size().columns if tty else None
+    bold = tty and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+    return width, bold
 
 
 def _remember_format(ctx, param, value):
@@ -362,27 +369,35 @@ def cli():
     """
 
 
-def emit(fmt: str, report, document, csv_text: str) -> None:
+def _made(part):
+    """A result part, built now if it was passed as a function that builds it."""
+    return part() if callable(part) else part
+
+
+def emit(fmt: str, report, document, csv_text) -> None:
     """Print one result in the chosen format; ``report`` is a render.Report,
-    or plain lines that both human formats print as they are."""
+    or plain lines that both human formats print as they are.  Each part may
+    be a function that builds it: only the format asked for is built."""
     from . import render
+    if fmt in ("table", "markdown"):
+        report = _made(report)
     if isinstance(report, list) and fmt in ("table", "markdown"):
         click.echo("\n".join(report))
     elif fmt == "table":
-        render.print_report(report, _console())
+        click.echo("\n".join(render.table_lines(report, *_terminal())))
     elif fmt == "markdown":
         click.echo(render.markdown(report).rstrip("\n"))
     elif fmt == "json":
-        click.echo(render.dump_json(document))
+        click.echo(render.dump_json(_made(document)))
     else:
-        click.echo(csv_text.rstrip("\n"))
+        click.echo(_made(csv_text).rstrip("\n"))
 
 
-def finish(fmt: str, report, document: dict, csv_text: str, v) -> None:
+def finish(fmt: str, report, document, csv_text, v) -> None:
     """Print a result (with the verify block when --verify ran), then the
     verification's verdict."""
-    if v is not None:
-        document["verify"] = v.to_dict()
+    if v is not None and fmt == "json":
+        document = {**_made(document), "verify": v.to_dict()}
     emit(fmt, report, document, csv_text)
     if v is not None:
         report_verify(v, fmt)
@@ -483,7 +498,7 @@ def shape(layers, files, input_shape, dtype, fmt, explain, verify, seed, max_mem
     if depth is not None:
         from .analysis import group_by_depth
         a = group_by_depth(a, depth)
-    finish(fmt, render.shape_report(a), a.to_dict(), render.shape_csv(a), v)
+    finish(fmt, lambda: render.shape_report(a), a.to_dict, lambda: render.shape_csv(a), v)
 
 
 @cli.command()
@@ -521,7 +536,7 @@ def rf(layers, files, input_shape, dtype, fmt, explain, at, layer, show, erf, ve
         if layer is not None or show:
             raise click.UsageError(f"{'--layer' if layer is not None else '--show'} goes with "
                                    f"--at")
-        finish(fmt, render.rf_report(a), a.rf_dict(), render.rf_csv(a), v)
+        finish(fmt, lambda: render.rf_report(a), a.rf_dict, lambda: render.rf_csv(a), v)
         return
     reg = region_at(a, at, layer)
     lines = render.region_lines(a, reg)
@@ -530,7 +545,7 @@ def rf(layers, files, input_shape, dtype, fmt, explain, at, layer, show, erf, ve
         lines += [""] + region_grid(a, reg)
     for title, notes in render.rf_report(a).notes:  # --explain
         lines += ["", title] + [f"  {n}" for n in notes]
-    finish(fmt, lines, reg.to_dict(), render.region_csv(reg), v)
+    finish(fmt, lines, reg.to_dict, lambda: render.region_csv(reg), v)
 
 
 def _shape_option(ctx, param, value):
@@ -603,7 +618,8 @@ def check(layers, files, input_shape, dtype, fmt, expect_output, max_params, max
     summary = [f"{len(results) - len(failed)} of {len(results)} checks passed"]
     doc = {"ok": not failed, "input_shape": list(a.input_shape),
            "checks": [c.to_dict() for c in results]}  # SPEC §5: plain numbers
-    emit(fmt, render.Report(("check", "expected", "actual", "result"), rows, (), summary), doc,
+    emit(fmt, render.Report(("check", "expected", "actual", "result"), rows, (), summary,
+                            give_up=("expected", "result")), doc,
          render.csv_text(CSV_HEADER, [c.csv_row() for c in results]))
     if failed:
         for c in failed:
@@ -762,9 +778,9 @@ def models(fmt):
     entries.sort(key=lambda e: (e["family"].lower(), e["name"]))
     csv_rows = [[e["name"], e["family"], e["description"], render.fmt_shape(e["input"]),
                  e["layers"], e["params"], e["macs"]] for e in entries]
-    emit(fmt, render.models_report(entries), entries,
-         render.csv_text(("name", "family", "description", "input", "layers", "params", "macs"),
-                         csv_rows))
+    emit(fmt, lambda: render.models_report(entries), entries,
+         lambda: render.csv_text(("name", "family", "description", "input", "layers", "params",
+                                  "macs"), csv_rows))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
