@@ -5,6 +5,7 @@ dataclasses; :meth:`Analysis.to_dict` is the JSON contract of SPEC.md §5.
 """
 from __future__ import annotations
 
+import gc
 import math
 import re
 from dataclasses import dataclass, replace
@@ -227,7 +228,19 @@ def analyze(stack: Sequence[Union[str, LayerSpec]],
     if any(s is None for s in specs):
         specs = parse_stack([s.text if isinstance(s, LayerSpec) else s for s in stack])
     layers = [build(s) for s in specs]
+    # rows, windows and maps are not cyclic: the collector would only walk
+    # the growing heap again and again (10^5 rows spent a third there)
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _walk(specs, layers, shape, width, explain, receptive, dtype)
+    finally:
+        if collecting:
+            gc.enable()
 
+
+def _walk(specs, layers, shape: Shape, width: int, explain: bool, receptive: bool,
+          dtype: str) -> Analysis:
     graph = _Graph(shape, receptive)
     graph.width = width
     for spec, layer in zip(specs, layers):

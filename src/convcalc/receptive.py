@@ -264,7 +264,7 @@ class _DimMap(NamedTuple):
 
     def then(self, w: Window) -> "_DimMap":
         p, shift = period(w)
-        stride = self.stride * Fraction(shift, p)
+        stride = _whole(self.stride * shift if p == 1 else self.stride * Fraction(shift, p))
         # the new period: a multiple of the layer's, moving this map by whole periods
         T = p * (self.T // math.gcd(self.T, shift)) if shift else p
         T = min(T, MAX_PERIOD)
@@ -294,7 +294,7 @@ class _DimMap(NamedTuple):
         """(r, S, P) over one period."""
         spans = [(t, lo, hi) for t, (lo, hi) in enumerate(zip(self.lo, self.hi)) if lo is not None]
         if not spans:
-            return 0, self.stride, Fraction(0)
+            return 0, self.stride, 0
         P = max(t * self.stride - lo for t, lo, _ in spans)
         r = max(hi - lo + 1 for _, lo, hi in spans)
         return r, self.stride, P
@@ -312,7 +312,13 @@ class _DimMap(NamedTuple):
         return _DimMap(maps[0].stride, tuple(lo), tuple(hi))
 
 
-IDENTITY = _DimMap(Fraction(1), (0,), (0,))
+def _whole(v):
+    """A stride as an int when it is whole: int arithmetic costs a tenth of
+    Fraction's, and ints carry numerator and denominator too."""
+    return v.numerator if v.denominator == 1 else v
+
+
+IDENTITY = _DimMap(1, (0,), (0,))
 
 
 class PathState(NamedTuple):
