@@ -20,19 +20,22 @@ import time
 from harness import arguments, in_venv, install
 
 ROWS = """
-import gc, io, sys, time
-from rich.console import Console
+import contextlib, io, sys, time
 import convcalc
 from convcalc import render
+from convcalc.cli import emit  # what the command prints, in every version
 
-def table(a):
-    out = io.StringIO()
-    render.print_report(render.shape_report(a), Console(file=out, soft_wrap=False, width=400,
-                                                        color_system=None))
+PARTS = {"table": lambda a: (render.shape_report(a), None, None),
+         "json": lambda a: (None, a.to_dict(), None),
+         "csv": lambda a: (None, None, render.shape_csv(a)),
+         "markdown": lambda a: (render.shape_report(a), None, None)}
+
+def printed(fmt, a):
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        emit(fmt, *PARTS[fmt](a))
     return out.getvalue()
 
-FORMATS = {"table": table, "json": lambda a: render.dump_json(a.to_dict()),
-           "csv": render.shape_csv, "markdown": lambda a: render.markdown(render.shape_report(a))}
+FORMATS = {f: (lambda a, f=f: printed(f, a)) for f in PARTS}
 repeat, top = int(sys.argv[1]), int(sys.argv[2])
 print("   rows " + "".join(f"{f + ' µs/row':>18}" for f in FORMATS))
 n = 10
