@@ -315,7 +315,11 @@ def complete_layer(ctx, param, incomplete: str):
             if key.startswith(last) and "=" not in last]
 
 
-def stack_arguments(f):
+def stack_arguments(f=None, *, memory: bool = True):
+    """The stack and its input; ``memory`` False where --dtype changes nothing
+    (it is still accepted, hidden, so scripts that pass it keep working)."""
+    if f is None:
+        return lambda g: stack_arguments(g, memory=memory)
     f = click.argument("layers", nargs=-1, metavar="[LAYER]...",
                        shell_complete=complete_layer)(f)
     f = click.option("-f", "--file", "files", type=click.File("r"), multiple=True,
@@ -326,7 +330,7 @@ def stack_arguments(f):
                           "1x1x32x64x64 (3-D). Optional when the stack names one.")(f)
     f = click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16", "float64",
                                                    "int8"]),
-                     default="float32", show_default=True,
+                     default="float32", show_default=True, hidden=not memory,
                      help="Element type for activation and parameter memory.")(f)
     return f
 
@@ -502,23 +506,27 @@ def shape(layers, files, input_shape, dtype, fmt, explain, verify, seed, max_mem
 
 
 @cli.command()
-@stack_arguments
+@stack_arguments(memory=False)
 @format_option
 @explain_option
 @click.option("--at", "at", metavar="POS", callback=parse_position,
               help="An output position, one index per spatial dim (3,5): print the exact input "
                    "region it depends on.")
 @click.option("--layer", type=click.IntRange(min=1), metavar="N",
-              help="With --at: a position of layer N's output instead of the last layer's.")
+              help="With --at or --erf: the position is in the output of layer N (its # in "
+                   "the table), not of the last layer.")
 @click.option("--show", is_flag=True,
               help="With --at: draw the input as a grid, marking what the position depends on "
                    "and the padding it reads (inputs up to 80 per dim).")
 @click.option("--erf", is_flag=True,
               help="The effective receptive field (Luo et al. 2016) of --at (default: the "
                    "output's center) as a heatmap: |∂y/∂x| with uniform weights.")
+@click.option("--svg", "svg_path", metavar="FILE",
+              help="With --erf: also write the heatmap as SVG, with the box of 95% of the "
+                   "gradient mass, the theoretical region and a colour scale.")
 @verify_options
-def rf(layers, files, input_shape, dtype, fmt, explain, at, layer, show, erf, verify, seed,
-       max_memory):
+def rf(layers, files, input_shape, dtype, fmt, explain, at, layer, show, erf, svg_path, verify,
+       seed, max_memory):
     """Receptive field per layer: size r, effective stride S, effective padding P.
 
     \b
@@ -530,8 +538,15 @@ def rf(layers, files, input_shape, dtype, fmt, explain, at, layer, show, erf, ve
     from .analysis import region_at
     a = run_analysis(layers, files, input_shape, dtype, explain)
     v = run_verify(a, seed, max_memory) if verify else None
+    if svg_path is not None and not erf:
+        raise click.UsageError("--svg goes with --erf (the heatmap); draw one layer's "
+                               "arithmetic with 'convcalc draw'")
     if erf:
-        return _erf(a, at, layer, fmt, v)
+        if show:
+            raise click.UsageError("--show draws --at's exact region and --erf its own "
+                                   "heatmap: use one of them")
+        return _erf(a, at, layer, fmt, v, svg_path, [f.name for f in files if f.name != "<stdin>"]
+                    + list(layers))
     if at is None:
         if layer is not None or show:
             raise click.UsageError(f"{'--layer' if layer is not None else '--show'} goes with "
@@ -548,6 +563,74 @@ def rf(layers, files, input_shape, dtype, fmt, explain, at, layer, show, erf, ve
     finish(fmt, lines, reg.to_dict, lambda: render.region_csv(reg), v)
 
 
+@cli.command()
+@click.argument("layers", nargs=-1, metavar="LAYER", shell_complete=complete_layer)
+@click.option("-i", "--input", "input_shape", metavar="SHAPE",
+              help="Input shape, batch first: 1x1x7x7 (2-D) or 1x1x9 (1-D).")
+@format_option
+@click.option("--svg", "svg_path", metavar="FILE",
+              help="Write an animated SVG: one frame per output position, looping (the first "
+                   "frame shows in viewers without animation).")
+@click.option("--at", "at", metavar="POS", callback=parse_position,
+              help="Only this output position (3,5).")
+@click.option("--frames", "max_frames", type=click.IntRange(min=1), metavar="N",
+              help="At most N frames, the first output positions in order (default: 64 in the "
+                   "terminal; every position, up to 4096, in --svg and --format json).")
+@click.option("--ascii", "ascii_only", is_flag=True,
+              help="Plain ASCII cells (the default when the terminal is not UTF-8).")
+def draw(layers, input_shape, fmt, svg_path, at, max_frames, ascii_only):
+    """The conv arithmetic of one layer, position by position.
+
+    \b
+    The input grid with its padding cells (a transposed conv's inserted
+    zeros), the kernel's footprint with its dilation holes, the output grid,
+    and which inputs each output position reads (with the weights of an
+    average pool or an interpolation). Examples:
+      convcalc draw conv:1,k=3,d=2,p=same -i 1x1x7x7
+      convcalc draw tconv:1,k=3,s=2,p=1,op=1 -i 1x1x3x3 --svg tconv.svg
+      convcalc draw up:2,mode=bilinear -i 1x1x3x3 --at 1,4
+    """
+    from . import arithmetic, layer_pictures, render
+    if len(layers) != 1:  # one line (SPEC §6), exit 2
+        raise StackSyntaxError("draw takes one layer token" + (
+            f", got {len(layers)}: {' '.join(_printable(t) for t in layers[:4])}"
+            f"{' …' if len(layers) > 4 else ''}" if layers else " (e.g. conv:1,k=3,p=1)"))
+    if input_shape is None:
+        raise StackSyntaxError("draw needs -i/--input SHAPE (e.g. -i 1x1x7x7)")
+    pic = arithmetic.picture(layers[0], input_shape)
+    if at is not None:
+        frames, cut = [pic.frame(at)], None
+    else:
+        terminal = svg_path is None and fmt in ("table", "markdown")
+        cap = max_frames or (64 if terminal else arithmetic.MAX_FRAMES)
+        frames = [pic.frame(p) for _, p in zip(range(cap), pic.positions())]
+        cut = None if len(frames) == pic.count else (
+            f"(the first {len(frames)} of {pic.count} output positions; --frames N or --at POS "
+            f"for others)")
+    if svg_path is not None:
+        from .importing import write_atomically
+        write_atomically(svg_path, layer_pictures.svg(pic, frames, cut), option="--svg")
+        if fmt in ("table", "markdown"):
+            click.echo(f"Wrote {_printable(svg_path)}: {len(frames)} frame"
+                       f"{'s' if len(frames) != 1 else ''} of {_printable(pic.token)} on "
+                       f"{_fmt_shape(pic.input_shape)}")
+            return
+    ascii_only = ascii_only or not _utf8_stdout()
+    doc = arithmetic.to_dict(pic, frames)
+    csv_rows = [[*f.at, *cell, arithmetic.weight_number(w)]
+                for f in frames for cell, w in sorted(f.reads.items())]
+    names = ("y", "x") if len(pic.dims) == 2 else ("x",)
+    header = [f"at_{n}" for n in names] + [f"in_{n}" for n in names] + ["weight"]
+    lines = [] if fmt not in ("table", "markdown") else \
+        layer_pictures.text(pic, frames, ascii_only, cut)
+    emit(fmt, lines, doc, render.csv_text(header, csv_rows))
+
+
+def _utf8_stdout() -> bool:
+    enc = getattr(sys.stdout, "encoding", None) or ""
+    return enc.lower().replace("-", "").startswith("utf")
+
+
 def _shape_option(ctx, param, value):
     from .language import parse_shape
     if value is None:
@@ -558,7 +641,7 @@ def _shape_option(ctx, param, value):
         raise click.BadParameter(e.reason) from None
 
 
-def _erf(a, at, layer, fmt, v) -> None:
+def _erf(a, at, layer, fmt, v, svg_path=None, inputs=()) -> None:
     from . import pictures, render
     from .analysis import region_at
     target = len(a.layers) - 1
@@ -570,18 +653,30 @@ def _erf(a, at, layer, fmt, v) -> None:
     out = a.layers[target].spatial_sizes
     if at is None:
         at = tuple(n // 2 for n in out)
-    region_at(a, at, a.layers[target].index)  # validates the position and the path
+    reg = region_at(a, at, a.layers[target].index)  # validates the position and the path
     g = pictures.erf(a, at, target)
     ext = pictures.erf_extent(g)
+    if svg_path is not None:
+        from .heatmap_svg import erf_svg
+        from .importing import write_atomically
+        row = a.layers[target]
+        title = (f"Effective receptive field of output {','.join(map(str, at))} of layer "
+                 f"{row.index} ({row.spec}) on {_fmt_shape(a.input_shape)}")
+        write_atomically(svg_path, erf_svg(g, ext, title, reg.region),
+                         inputs=[t.lstrip("@") for t in inputs], option="--svg")
     doc = {"at": list(at), "layer": a.layers[target].index,
            "extent_95": [list(e) for e in ext],
-           "erf": [[round(float(x), 6) for x in row] for row in g.reshape(-1, g.shape[-1])]}
-    finish(fmt, pictures.erf_lines(a, at, target, g), doc,
+           # seven significant digits: a gradient of 1e-9 of the peak is not 0
+           "erf": [[float(f"{x:.7g}") for x in row] for row in g.reshape(-1, g.shape[-1])]}
+    lines = pictures.erf_lines(a, at, target, g)
+    if svg_path is not None:
+        lines.append(f"Wrote {_printable(svg_path)}")
+    finish(fmt, lines, doc,
            render.csv_text([f"x{i}" for i in range(g.shape[-1])], doc["erf"]), v)
 
 
 @cli.command()
-@stack_arguments
+@stack_arguments(memory=False)
 @format_option
 @click.option("--expect-output", callback=_shape_option, metavar="SHAPE",
               help="The output shape must be exactly this (1x10).")
@@ -594,7 +689,8 @@ def _erf(a, at, layer, fmt, v) -> None:
                    "mix) is at least N in every dim.")
 @click.option("--divisible-by", type=click.IntRange(min=1), metavar="N",
               help="The input is divisible by N, and every input size divisible by N (up to "
-                   "this one) goes through without rounding or misaligned joins.")
+                   "this one; 16 of them sampled) goes through without rounding, every "
+                   "add/concat lining up.")
 def check(layers, files, input_shape, dtype, fmt, expect_output, max_params, max_macs, min_rf,
           divisible_by):
     """Assertions for CI: exit 1 and list what failed.
@@ -640,25 +736,70 @@ def solve():
     """
 
 
+SOLVE_HELP = {
+    "conv": "Every conv (kernel, stride, padding) that maps an input size to a target size.",
+    "tconv": "Every transposed conv (kernel, stride, crop, output padding) that maps an "
+             "input size to a target size.",
+    "maxpool": "Every max pool (kernel, stride, padding, ceil mode) that maps an input size "
+               "to a target size.",
+    "avgpool": "Every average pool (kernel, stride, padding, ceil mode) that maps an input "
+               "size to a target size.",
+}
+
+
+SOLVE_ORDER = {
+    "conv": "Best first: no window of padding only, symmetric padding (as nn.Conv takes "
+            "it), every input read, then the smallest padding, kernel and stride.",
+    "tconv": "Best first: the smallest crop, then output padding, kernel and stride.",
+    **dict.fromkeys(("maxpool", "avgpool"),
+                    "Best first: no window of padding only, symmetric padding (as the nn "
+                    "pool takes it), floor before ceil mode, every input read, then the "
+                    "smallest padding."),
+}
+
+
+def _solution_notes(x) -> str:
+    """Why a solution ranks where it does, in words."""
+    notes = []
+    if x.wasted:
+        notes.append("a window reads padding only")
+    if not x.in_pytorch:
+        notes.append("asymmetric: F.pad first")
+    if x.ceil:
+        notes.append("ceil mode")
+    if x.loses:
+        notes.append("leaves inputs unread")
+    return "; ".join(notes)
+
+
 def _solve_layer_command(kind: str):
-    @solve.command(kind)
-    @click.option("--in", "size_in", type=click.IntRange(min=1), required=True, metavar="N",
-                  help="Input size (one spatial dim).")
-    @click.option("--out", "size_out", type=click.IntRange(min=1), required=True, metavar="N",
-                  help="Wanted output size.")
-    @click.option("-k", "--kernel", type=click.IntRange(min=1),
-                  help="Kernel size (searched over 1..11 when left out).")
-    @click.option("-s", "--stride", type=click.IntRange(min=1),
-                  help="Stride (searched over 1..4 when left out).")
-    @click.option("-d", "--dilation", type=click.IntRange(min=1), default=1, show_default=True)
-    @format_option
-    def command(size_in, size_out, kernel, stride, dilation, fmt):
+    options = [
+        click.option("--in", "size_in", type=click.IntRange(min=1), required=True, metavar="N",
+                     help="Input size (one spatial dim)."),
+        click.option("--out", "size_out", type=click.IntRange(min=1), required=True,
+                     metavar="N", help="Wanted output size."),
+        click.option("-k", "--kernel", type=click.IntRange(min=1),
+                     help="Kernel size (searched over 1..11 when left out)."),
+        click.option("-s", "--stride", type=click.IntRange(min=1),
+                     help="Stride (searched over 1..4 when left out)."),
+    ]
+    if kind != "avgpool":  # PyTorch's AvgPool has no dilation
+        options.append(click.option("-d", "--dilation", type=click.IntRange(min=1), default=1,
+                                    show_default=True, help="Dilation."))
+    options += [
+        click.option("--limit", type=click.IntRange(min=0), default=10, show_default=True,
+                     metavar="N", help="List the best N (0: all of them)."),
+        format_option,
+    ]
+
+    def command(size_in, size_out, kernel, stride, fmt, limit, dilation=1):
         from . import render
         from .solve import solve_layer
-        found = solve_layer(kind, size_in, size_out, kernel, stride, dilation)
+        every = solve_layer(kind, size_in, size_out, kernel, stride, dilation)
+        found = every[:limit] if limit else every
         doc = {"ok": bool(found), "kind": kind, "in": size_in, "out": size_out,
-               "solutions": [x.to_dict() for x in found]}
-        csv_header = ("token", "before", "after", "op")
+               "total": len(every), "solutions": [x.to_dict() for x in found]}
+        csv_header = ("token", "before", "after", "op", "ceil")
         if not found:
             if fmt == "json":  # a document whatever happened, as check prints one (SPEC §6)
                 emit(fmt, [], doc, "")
@@ -666,17 +807,22 @@ def _solve_layer_command(kind: str):
                 emit(fmt, [], doc, render.csv_text(csv_header, []))
             click.echo(f"No {kind} with those settings maps {size_in} to {size_out}.", err=True)
             raise click.exceptions.Exit(1)
-        rows = [[x.token, render.fmt_padding((x.padding,)), str(x.op), x.formula(size_in)]
-                for x in found]
-        heads = ("layer", "crop" if kind == "tconv" else "padding", "op", "check")
-        ways = f"{len(found)} way{'' if len(found) == 1 else 's'}"
+        rows = [[x.token, render.fmt_padding((x.padding,)), str(x.op), x.formula(size_in),
+                 _solution_notes(x)] for x in found]
+        heads = ("layer", "crop" if kind == "tconv" else "padding", "op", "check", "note")
+        ways = f"{len(every)} way{'' if len(every) == 1 else 's'}"
+        shown = f"; the best {len(found)} (--limit 0 lists all)" if len(found) < len(every) \
+            else ""
         emit(fmt, render.Report(heads, rows, (),
-                                [f"{ways} to map {size_in} → {size_out} with {kind}"]),
-             doc, render.csv_text(csv_header, [[x.token, *x.padding, x.op] for x in found]))
-    command.__doc__ = (f"Every {kind} geometry that maps an input size to a target size "
-                       f"(paddings{' and output paddings' if kind == 'tconv' else ''}; "
-                       f"kernel and stride too when not given).")
-    return command
+                                [f"{ways} to map {size_in} → {size_out} with {kind}{shown}",
+                                 SOLVE_ORDER[kind]]),
+             doc, render.csv_text(csv_header, [[x.token, *x.padding, x.op,
+                                                str(x.ceil).lower()] for x in found]))
+
+    for option in reversed(options):
+        command = option(command)
+    return solve.command(kind, help=SOLVE_HELP[kind], short_help=SOLVE_HELP[kind].split(" that")[0]
+                         )(command)
 
 
 for _kind in ("conv", "tconv", "maxpool", "avgpool"):
@@ -692,7 +838,7 @@ def _size_range(ctx, param, value):
 
 
 @solve.command("sizes")
-@stack_arguments
+@stack_arguments(memory=False)
 @format_option
 @click.option("--range", "size_range", callback=_size_range, default="32..1024",
               show_default=True, metavar="LO..HI", help="The input sizes to try.")
