@@ -5,6 +5,7 @@ dataclasses; :meth:`Analysis.to_dict` is the JSON contract of SPEC.md §5.
 """
 from __future__ import annotations
 
+import gc
 import math
 import re
 from dataclasses import dataclass, replace
@@ -229,10 +230,92 @@ def analyze(stack: Sequence[Union[str, LayerSpec]],
     if any(s is None for s in specs):
         specs = parse_stack([s.text if isinstance(s, LayerSpec) else s for s in stack])
     layers = [build(s) for s in specs]
+    # rows, windows and maps are not cyclic: the collector would only walk
+    # the growing heap again and again (10^5 rows spent a third there)
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        graph = _walk(specs, layers, shape, width, explain, receptive)
+    finally:
+        if collecting:
+            gc.enable()
+    return _analysis(graph, shape, width, dtype)
 
+
+class _Rounded(Exception):
+    """The walk stopped at a row that rounds input away: (row, what it loses)."""
+
+
+class _Settled(Exception):
+    """The walk reached a state whose outcome another shape already found."""
+
+
+def _referenced(spec: LayerSpec) -> set:
+    """Every text among a spec's values: a superset of the tensor names it reads."""
+    out = set()
+    for v in spec.args.values():
+        for x in (v if isinstance(v, (tuple, list)) else (v,)):
+            if isinstance(x, str):
+                out.add(x)
+    return out
+
+
+def rounding_free(specs: Sequence[LayerSpec], layers, shapes: Sequence[Shape]) -> List[bool]:
+    """For each shape, whether the stack goes through it without an error or a
+    row that rounds input away (:func:`inexact`).  ``layers`` are the built
+    ``specs``.  Raises the first syntax error (exit 2).
+
+    What is left of the walk from layer L depends only on the tensors read
+    from L on (shapes and layouts): once two input shapes reach the same such
+    state (32 input sizes meet at each size of ResNet's stride-32 tail), the
+    second takes the first's outcome instead of walking on."""
+    names_after: List[set] = [set()] * (len(specs) + 1)
+    for L in range(len(specs) - 1, -1, -1):
+        names_after[L] = names_after[L + 1] | _referenced(specs[L])
+    read_after = [sorted(names) for names in names_after]
+    known: dict = {}
+    out = []
+    for shape in shapes:
+        visited: List[tuple] = []
+
+        def at_layer(graph: "_Graph", L: int) -> None:
+            names = graph.names
+            key = (L, graph.shape(graph.cur), graph.axes[graph.cur],
+                   *((n, graph.shape(names[n]), graph.axes[names[n]])
+                     for n in read_after[L] if n in names))
+            if key in known:
+                raise _Settled(known[key])
+            visited.append(key)
+        try:
+            _walk(specs, layers, shape, 4, False, False, stop=inexact, at_layer=at_layer)
+            ok = True
+        except _Rounded:
+            ok = False
+        except _Settled as settled:
+            ok = settled.args[0]
+        except ConvcalcError as e:
+            if e.exit_code == 2:
+                raise
+            ok = False
+        for key in visited:
+            known[key] = ok
+        out.append(ok)
+    return out
+
+
+def _walk(specs, layers, shape: Shape, width: int, explain: bool, receptive: bool,
+          stop=None, at_layer=None) -> "_Graph":
+    """The rows of the stack at ``shape``; ``stop`` a test of each new row that
+    ends the walk (raising _Rounded) at the first row it names a reason for;
+    ``at_layer(graph, L)`` is called before each spec L."""
     graph = _Graph(shape, receptive)
     graph.width = width
-    for spec, layer in zip(specs, layers):
+
+    def shape_of(name: str) -> Shape:
+        return graph.shape(graph.lookup(name))
+    for L, (spec, layer) in enumerate(zip(specs, layers)):
+        if at_layer is not None:
+            at_layer(graph, L)
         try:
             if isinstance(layer, GraphLayer):
                 steps = layer.graph_steps(graph)
@@ -241,15 +324,22 @@ def analyze(stack: Sequence[Union[str, LayerSpec]],
             else:
                 here = graph.shape(graph.cur)
                 layer.check_rank(here)
-                layer = layer.bind(lambda name: graph.shape(graph.lookup(name)))
+                layer = layer.bind(shape_of)
                 steps = layer.steps(here)
                 notes = layer.explain(here) if explain else [()] * len(steps)
         except ConvcalcError as e:
             raise e.located(spec.index, spec.text)
         for st, lines in zip(steps, notes):
             graph.step(spec, st, lines, explain)
+            why = stop and stop(graph.rows[-1])
+            if why:
+                raise _Rounded(graph.rows[-1], why)
         if spec.kind == "save":
             graph.names[spec["name"]] = graph.cur
+    return graph
+
+
+def _analysis(graph: "_Graph", shape: Shape, width: int, dtype: str) -> Analysis:
     rows = graph.rows
 
     params = sum(r.params for r in rows)
@@ -340,6 +430,9 @@ def _keeps_local(windows) -> bool:
     return windows is not None and not any(w.stride == 0 for w in windows)
 
 
+_NO_FIELD = PathState(None)
+
+
 class _Graph:
     """The rows so far as a graph: shapes, receptive states and names by position.
 
@@ -387,6 +480,27 @@ class _Graph:
             local = False
         if mixed and not local:  # it sums over a spatial dim: no position survives
             inputs = tuple((src, None) for src, _ in inputs)
+        if self.receptive:
+            path, local_state, lines = self._fields(spec, st, lines, explain, inputs, mixed,
+                                                    local)
+        else:  # shapes and counts only (solve sizes, models)
+            path = local_state = _NO_FIELD
+        width = self.width
+        act = math.prod(st.output_shape) * width if st.allocates else 0
+        self.rows.append(Row(
+            spec.index, spec.kind, spec.text, st.part, st.input_shape, st.output_shape,
+            st.padding, st.params, st.buffers, st.macs, act, path.field(), inputs[0][1],
+            tuple(lines), inputs, path.note, mixed_by=path.mixed and path.mixed[1],
+            local_receptive_field=local_state.field() if path.dims is None else None,
+            axes=() if out_axes == _standard(len(out_axes)) else out_axes,
+            mixes=tuple(mixed) if local else (), name=spec.name))
+        self.cur = len(self.rows) - 1
+        self.states[self.cur] = path
+        self.local[self.cur] = local_state
+        self.axes[self.cur] = out_axes
+
+    def _fields(self, spec: LayerSpec, st: Step, lines, explain: bool, inputs, mixed, local):
+        """(the exact receptive state, the local one, the explanation lines) of a new row."""
         befores = [self.states[src] for src, _ in inputs]
         paths = [b.then(w) for b, (_, w) in zip(befores, inputs)]
         path = paths[0] if len(paths) == 1 else PathState.merge(paths)
@@ -398,7 +512,7 @@ class _Graph:
             local_state = PathState(None)
         else:
             local_state = self._local(inputs, paths)
-        if path.dims is None and path.note is None and path.mixed is None and self.receptive:
+        if path.dims is None and path.note is None and path.mixed is None:
             # a join with a path that keeps positions but was mixed already says where
             # that began; one that meets a pooled gate is where the mixing happens
             began = [p.mixed for p, (src, _) in zip(paths, inputs)
@@ -416,19 +530,7 @@ class _Graph:
                               f"r = {'x'.join(map(str, field.size))}, S = "
                               f"{'x'.join(map(rfmath._frac, field.stride))}, P = "
                               f"{'x'.join(map(rfmath._frac, field.padding))}",)
-        width = self.width
-        act = math.prod(st.output_shape) * width if st.allocates else 0
-        self.rows.append(Row(
-            spec.index, spec.kind, spec.text, st.part, st.input_shape, st.output_shape,
-            st.padding, st.params, st.buffers, st.macs, act, path.field(), inputs[0][1],
-            tuple(lines), inputs, path.note, mixed_by=path.mixed and path.mixed[1],
-            local_receptive_field=local_state.field() if path.dims is None else None,
-            axes=() if out_axes == _standard(len(out_axes)) else out_axes,
-            mixes=tuple(mixed) if local else (), name=spec.name))
-        self.cur = len(self.rows) - 1
-        self.states[self.cur] = path
-        self.local[self.cur] = local_state
-        self.axes[self.cur] = out_axes
+        return path, local_state, lines
 
     width = 4
 

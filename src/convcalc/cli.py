@@ -286,38 +286,20 @@ class App(click.Group):
             raise err from None
 
 
-def _console(buffer):
-    """A console that renders into ``buffer``: a terminal's width and colours
-    for a terminal, rows that never wrap for a pipe or file, ASCII boxes for
-    an encoding that has no box drawing."""
-    from rich.console import Console
-    probe = Console(soft_wrap=False)
-    if probe.is_terminal:
-        return Console(file=buffer, soft_wrap=False, force_terminal=True, width=probe.width,
-                       color_system=probe.color_system)
-    return Console(file=buffer, soft_wrap=False, width=400, color_system=None)
-
-
-class _Rendered:
-    """A text buffer that reports the encoding of the stream it is for, so
-    rich picks boxes that stream can hold."""
-
-    def __init__(self, encoding: Optional[str]):
-        self.encoding = encoding or "utf-8"
-        self.parts: List[str] = []
-
-    def write(self, text: str) -> int:
-        self.parts.append(text)
-        return len(text)
-
-    def flush(self) -> None:
-        pass
-
-    def isatty(self) -> bool:
-        return False
-
-    def getvalue(self) -> str:
-        return "".join(self.parts)
+def _terminal() -> Tuple[Optional[int], bool]:
+    """(the width to fit, bold headers): a terminal's own width (COLUMNS, as
+    shells and rich set it, wins everywhere), while a pipe or a file gets rows
+    that never wrap and no escape codes."""
+    import os
+    import shutil
+    columns = os.environ.get("COLUMNS", "")
+    tty = sys.stdout.isatty()
+    if columns.isdigit() and int(columns) > 0:
+        width = int(columns)
+    else:
+        width = shutil.get_terminal_size().columns if tty else None
+    bold = tty and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+    return width, bold
 
 
 _STDOUT_GONE = False  # the reader of a pipe left (| head): stop writing, quietly
@@ -525,29 +507,35 @@ def cli():
     """
 
 
-def emit(fmt: str, report, document, csv_text: str) -> None:
+def _made(part):
+    """A result part, built now if it was passed as a function that builds it."""
+    return part() if callable(part) else part
+
+
+def emit(fmt: str, report, document, csv_text) -> None:
     """Print one result in the chosen format; ``report`` is a render.Report,
-    or plain lines that both human formats print as they are."""
+    or plain lines that both human formats print as they are.  Each part may
+    be a function that builds it: only the format asked for is built."""
     from . import render
+    if fmt in ("table", "markdown"):
+        report = _made(report)
     if isinstance(report, list) and fmt in ("table", "markdown"):
         out("\n".join(report))
     elif fmt == "table":
-        buffer = _Rendered(getattr(sys.stdout, "encoding", None))
-        render.print_report(report, _console(buffer))
-        out(buffer.getvalue(), nl=False)
+        out("\n".join(render.table_lines(report, *_terminal())))
     elif fmt == "markdown":
         out(render.markdown(report).rstrip("\n"))
     elif fmt == "json":
-        out(render.dump_json(document))
+        out(render.dump_json(_made(document)))
     else:
-        out(csv_text.rstrip("\n"))
+        out(_made(csv_text).rstrip("\n"))
 
 
-def finish(fmt: str, report, document: dict, csv_text: str, v) -> None:
+def finish(fmt: str, report, document, csv_text, v) -> None:
     """Print a result (with the verify block when --verify ran), then the
     verification's verdict."""
-    if v is not None:
-        document["verify"] = v.to_dict()
+    if v is not None and fmt == "json":
+        document = {**_made(document), "verify": v.to_dict()}
     emit(fmt, report, document, csv_text)
     if v is not None:
         report_verify(v, fmt)
@@ -651,7 +639,7 @@ def shape(layers, files, input_shape, dtype, fmt, explain, verify, seed, max_mem
     if depth is not None:
         from .analysis import group_by_depth
         a = group_by_depth(a, depth)
-    finish(fmt, render.shape_report(a), a.to_dict(), render.shape_csv(a), v)
+    finish(fmt, lambda: render.shape_report(a), a.to_dict, lambda: render.shape_csv(a), v)
 
 
 @cli.command()
@@ -700,7 +688,7 @@ def rf(layers, files, input_shape, dtype, fmt, explain, at, layer, show, erf, sv
         if layer is not None or show:
             raise click.UsageError(f"{'--layer' if layer is not None else '--show'} goes with "
                                    f"--at")
-        finish(fmt, render.rf_report(a), a.rf_dict(), render.rf_csv(a), v)
+        finish(fmt, lambda: render.rf_report(a), a.rf_dict, lambda: render.rf_csv(a), v)
         return
     reg = region_at(a, at, layer)
     lines = render.region_lines(a, reg)
@@ -709,7 +697,7 @@ def rf(layers, files, input_shape, dtype, fmt, explain, at, layer, show, erf, sv
         lines += [""] + region_grid(a, reg)
     for title, notes in render.rf_report(a).notes:  # --explain
         lines += ["", title] + [f"  {n}" for n in notes]
-    finish(fmt, lines, reg.to_dict(), render.region_csv(reg), v)
+    finish(fmt, lines, reg.to_dict, lambda: render.region_csv(reg), v)
 
 
 @cli.command()
@@ -860,7 +848,8 @@ def check(layers, files, input_shape, dtype, fmt, expect_output, max_params, max
     summary = [f"{len(results) - len(failed)} of {len(results)} checks passed"]
     doc = {"ok": not failed, "input_shape": list(a.input_shape),
            "checks": [c.to_dict() for c in results]}  # SPEC §5: plain numbers
-    emit(fmt, render.Report(("check", "expected", "actual", "result"), rows, (), summary), doc,
+    emit(fmt, render.Report(("check", "expected", "actual", "result"), rows, (), summary,
+                            give_up=("expected", "result")), doc,
          render.csv_text(CSV_HEADER, [c.csv_row() for c in results]))
     if failed:
         for c in failed:
@@ -1070,9 +1059,9 @@ def models(fmt):
     entries.sort(key=lambda e: (e["family"].lower(), e["name"]))
     csv_rows = [[e["name"], e["family"], e["description"], render.fmt_shape(e["input"]),
                  e["layers"], e["params"], e["macs"]] for e in entries]
-    emit(fmt, render.models_report(entries), entries,
-         render.csv_text(("name", "family", "description", "input", "layers", "params", "macs"),
-                         csv_rows))
+    emit(fmt, lambda: render.models_report(entries), entries,
+         lambda: render.csv_text(("name", "family", "description", "input", "layers", "params",
+                                  "macs"), csv_rows))
 
 
 class _ClosedStdout:

@@ -888,4 +888,11 @@ def parse_stack(tokens: Sequence[str], input_shape=None,
     flat = expand(tokens, input_shape=input_shape, sources=sources)
     if not flat:
         raise StackSyntaxError("the stack is empty: give at least one layer")
-    return [parse_token(tok, i) for i, tok in enumerate(flat, 1)]
+    parsed: Dict[str, LayerSpec] = {}  # a stack repeats its tokens: parse each text once
+    specs = []
+    for i, tok in enumerate(flat, 1):
+        known = parsed.get(tok)
+        if known is None:
+            known = parsed[tok] = parse_token(tok, i)
+        specs.append(known if known.index == i else known._replace(index=i))
+    return specs

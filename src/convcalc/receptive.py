@@ -238,26 +238,31 @@ class ReceptiveField(NamedTuple):
         return tuple(-p + Fraction(r - 1, 2) for r, p in zip(self.size, self.padding))
 
 
-class _DimMap(NamedTuple):
+class _DimMap:
     """One dim of the composed unclipped map: for u = q·T + t,
     lo(u) = lo[t] + q·T·S, hi likewise (None where u reads nothing)."""
 
-    stride: Fraction
-    lo: Tuple[Optional[int], ...]
-    hi: Tuple[Optional[int], ...]
+    __slots__ = ("stride", "lo", "hi", "T", "_shift")
 
-    @property
-    def T(self) -> int:
-        return len(self.lo)
+    def __init__(self, stride, lo: Tuple[Optional[int], ...], hi: Tuple[Optional[int], ...]):
+        self.stride, self.lo, self.hi, self.T = stride, lo, hi, len(lo)
+        step = stride * self.T  # a whole number by construction of T
+        # once per map: a stride after 280 upsamplings is a Fraction of 300-digit numbers
+        self._shift = step.numerator // step.denominator
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, _DimMap) and (self.stride, self.lo, self.hi) == \
+            (other.stride, other.lo, other.hi)
+
+    __hash__ = None
 
     def at(self, u: int) -> Interval:
-        T = len(self.lo)
-        q, t = divmod(u, T)
-        if self.lo[t] is None:
+        q, t = divmod(u, self.T)
+        lo = self.lo[t]
+        if lo is None:
             return None
-        step = self.stride * T  # a whole number by construction of T
-        shift = q * (step.numerator // step.denominator)
-        return self.lo[t] + shift, self.hi[t] + shift
+        shift = q * self._shift
+        return lo + shift, self.hi[t] + shift
 
     def over(self, a: int, b: int) -> Interval:
         """Bounding box of at(u) for u in a..b (one period from each end)."""
@@ -269,13 +274,20 @@ class _DimMap(NamedTuple):
 
     def then(self, w: Window) -> "_DimMap":
         p, shift = period(w)
-        stride = self.stride * Fraction(shift, p)
+        stride = _whole(self.stride * shift if p == 1 else self.stride * Fraction(shift, p))
         # the new period: a multiple of the layer's, moving this map by whole periods
         T = p * (self.T // math.gcd(self.T, shift)) if shift else p
         T = min(T, MAX_PERIOD)
+        # the layer's taps over one of its own periods; the rest are those shifted
+        # (one Fraction-free sum each instead of a resampling formula per position)
+        base = [tap_set(w, t, clip=False) for t in range(min(p, T))]
         lo, hi = [], []
         for t in range(T):
-            box = self.union(tap_set(w, t, clip=False))
+            q, r = divmod(t, p)
+            taps_t = base[r]
+            if q:
+                taps_t = range(taps_t.start + q * shift, taps_t.stop + q * shift, taps_t.step)
+            box = self.union(taps_t)
             lo.append(None if box is None else box[0])
             hi.append(None if box is None else box[1])
         return _DimMap(stride, tuple(lo), tuple(hi))
@@ -288,21 +300,34 @@ class _DimMap(NamedTuple):
         shifted right, so the leftmost is among the first T and the
         rightmost among the last T (a dilated kernel of 10^9 taps costs 2T).
         """
-        if isinstance(positions, range) and len(positions) > 2 * self.T:
-            positions = [*positions[:self.T], *positions[-self.T:]]
-        boxes = [b for b in map(self.at, positions) if b is not None]
-        if not boxes:
-            return None
-        return min(b[0] for b in boxes), max(b[1] for b in boxes)
+        T = self.T
+        if isinstance(positions, range) and len(positions) > 2 * T:
+            positions = [*positions[:T], *positions[-T:]]
+        los, his, shift = self.lo, self.hi, self._shift
+        first = last = None  # at() inlined: a chain of upsamplings calls this 10^6 times
+        for u in positions:
+            q, t = divmod(u, T)
+            lo = los[t]
+            if lo is None:
+                continue
+            lo += q * shift
+            hi = his[t] + q * shift
+            if first is None or lo < first:
+                first = lo
+            if last is None or hi > last:
+                last = hi
+        return None if first is None else (first, last)
 
     def summary(self) -> Tuple[int, Fraction, Fraction]:
         """(r, S, P) over one period."""
         spans = [(t, lo, hi) for t, (lo, hi) in enumerate(zip(self.lo, self.hi)) if lo is not None]
         if not spans:
-            return 0, self.stride, Fraction(0)
-        P = max(t * self.stride - lo for t, lo, _ in spans)
+            return 0, self.stride, 0
+        a, b = self.stride.numerator, self.stride.denominator
+        # max of t·a/b − lo over one numerator: ints, not one Fraction per position
+        P = max(t * a - lo * b for t, lo, _ in spans)
         r = max(hi - lo + 1 for _, lo, hi in spans)
-        return r, self.stride, P
+        return r, self.stride, _whole(Fraction(P, b)) if b > 1 else P
 
 
     @staticmethod
@@ -317,7 +342,13 @@ class _DimMap(NamedTuple):
         return _DimMap(maps[0].stride, tuple(lo), tuple(hi))
 
 
-IDENTITY = _DimMap(Fraction(1), (0,), (0,))
+def _whole(v):
+    """A stride as an int when it is whole: int arithmetic costs a tenth of
+    Fraction's, and ints carry numerator and denominator too."""
+    return v.numerator if v.denominator == 1 else v
+
+
+IDENTITY = _DimMap(1, (0,), (0,))
 
 
 class PathState(NamedTuple):

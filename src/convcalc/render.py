@@ -1,8 +1,8 @@
-"""Results -> text: table (rich), JSON, CSV and Markdown.
+"""Results -> text: table, JSON, CSV and Markdown.
 
 Every command builds a :class:`Report` (headers, human rows, summary lines,
 explanations) for the human formats and a plain-data document for JSON;
-CSV prints exact values.  rich is imported only to draw a table.
+CSV prints exact values.  The table is drawn by :mod:`convcalc.table`.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from .analysis import MIB, Analysis, Region, Row, last_field_row
 from .bignum import fraction_text, int_text, is_huge
 from .layers import DIM_NAMES, fmt_shape
 from .receptive import ReceptiveField
+from .table import BOLD, RESET, SPACES, draw, wrap
 
 FORMATS = ("table", "json", "csv", "markdown")
 
@@ -100,6 +101,15 @@ class Report:
     right: Sequence[str] = ()  # right-aligned columns
     summary: List[str] = field(default_factory=list)
     notes: List[Tuple[str, Sequence[str]]] = field(default_factory=list)  # --explain
+    # in a narrow terminal: the text columns that wrap, and the columns left
+    # out, in this order, when wrapping is not enough (default: from the right)
+    wrapping: Sequence[str] = ("layer", "name", "description", "check")
+    give_up: Optional[Sequence[str]] = None
+
+    def dropped_first(self) -> Sequence[str]:
+        if self.give_up is not None:
+            return self.give_up
+        return [h for h in reversed(self.headers[1:]) if h not in ("layer", "name")]
 
 
 def _notes(a: Analysis) -> List[Tuple[str, Sequence[str]]]:
@@ -232,7 +242,7 @@ def models_report(entries: Sequence[Dict]) -> Report:
                      "" if e["macs"] is None else si(e["macs"])])
         last = e["family"]
     return Report(("family", "name", "description", "input", "params", "MACs"), rows,
-                  ("params", "MACs"))
+                  ("params", "MACs"), give_up=("MACs", "input", "params", "family"))
 
 
 # ---------------------------------------------------------------------------
@@ -341,21 +351,25 @@ def markdown(report: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
-def print_report(report: Report, console) -> None:
-    from rich.table import Table
-    table = Table(show_edge=False, header_style="bold", pad_edge=False)
-    for h in report.headers:
-        table.add_column(h, justify="right" if h in report.right else "left",
-                         overflow="fold", no_wrap=h not in ("layer", "description"))
-    for row in report.rows:
-        table.add_row(*row)
-    console.print(table)
+def table_lines(report: Report, width: Optional[int] = None, bold: bool = False) -> List[str]:
+    """The table format: the table, a note naming any column left out to fit
+    ``width`` (a terminal's; None: no limit), the summary and the formulas."""
+    lines, left_out = draw(report.headers, report.rows, report.right, report.wrapping,
+                           report.dropped_first(), width, bold)
+
+    def prose(text: str, indent: str = "") -> List[str]:
+        if width is None:
+            return [indent + text]
+        return [indent + line for line in wrap(text, max(1, width - len(indent)), SPACES)]
+    if left_out:
+        lines += prose(f"(left out to fit {width} columns: {', '.join(left_out)}; a wider "
+                       f"terminal or --format csv shows every column)")
     if report.summary:
-        console.print()
+        lines.append("")
     for line in report.summary:
-        console.print(line, highlight=False, markup=False)
+        lines += prose(line)
     for title, notes in report.notes:
-        console.print()
-        console.print(title, style="bold", highlight=False, markup=False)
+        lines += ["", BOLD + title + RESET if bold else title]
         for line in notes:
-            console.print("  " + line, highlight=False, markup=False)
+            lines += prose(line, "  ")
+    return lines

@@ -11,15 +11,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
-from .analysis import analyze, inexact
+from .analysis import analyze, inexact, rounding_free
 from .errors import ConvcalcError, StackSyntaxError
-from .language import MAX_INT
+from .language import MAX_INT, LayerSpec, parse_stack
+from .layers import build
 
 SOLVABLE = ("conv", "maxpool", "avgpool", "tconv")
 KERNELS = range(1, 12)  # searched when -k is not given
 STRIDES = range(1, 5)  # searched when -s is not given
 MAX_SOLUTIONS = 200
-MAX_SIZES = 5000  # sizes one `solve sizes` tries (each is a whole analysis)
+MAX_SIZES = 5000  # sizes one `solve sizes` tries
+SHOWN_FAILURES = 5  # failing sizes whose reasons are reported
 
 
 @dataclass(frozen=True)
@@ -219,20 +221,24 @@ def solve_sizes(tokens: Sequence, template: Sequence[int], low: int, high: int
         raise StackSyntaxError(f"--range {low}..{high} is empty")
     if high - low >= MAX_SIZES:
         raise StackSyntaxError(f"--range spans more than {MAX_SIZES:,} sizes; narrow it")
+    specs = parse_stack([t.text if isinstance(t, LayerSpec) else t for t in tokens])
+    layers = [build(s) for s in specs]  # parsed and built once, walked at every size
+    sizes = range(low, high + 1)
+    shapes = [(*template[:2], *([n] * (len(template) - 2))) for n in sizes]
     good, failures = [], []
-    for n in range(low, high + 1):
-        shape = (*template[:2], *([n] * (len(template) - 2)))
-        try:
-            a = analyze(tokens, shape, receptive=False)
-        except ConvcalcError as e:
-            if e.exit_code == 2:
-                raise
-            failures.append((n, e.message))
-            continue
-        lost = next(((r, why) for r in a.layers if (why := inexact(r))), None)
-        if lost:
-            r, why = lost
-            failures.append((n, f"layer {r.index} ({r.spec}) {why}"))
-            continue
-        good.append(n)
-    return SizesResult(low, high, tuple(good), tuple(failures[:5]))
+    for n, shape, ok in zip(sizes, shapes, rounding_free(specs, layers, shapes)):
+        if ok:
+            good.append(n)
+        elif len(failures) < SHOWN_FAILURES:
+            failures.append((n, _why(specs, shape)))
+    return SizesResult(low, high, tuple(good), tuple(failures))
+
+
+def _why(specs, shape) -> str:
+    """Why the stack does not go through exactly at ``shape``, as the analysis says."""
+    try:
+        a = analyze(specs, shape, receptive=False)
+    except ConvcalcError as e:
+        return e.message
+    r, why = next((r, why) for r in a.layers if (why := inexact(r)))
+    return f"layer {r.index} ({r.spec}) {why}"
