@@ -478,7 +478,7 @@ def shape(layers, files, input_shape, dtype, fmt, explain, verify, seed, max_mem
         from .conventions import recount
         a = recount(a, count)
     if svg_file is not None:
-        from .pictures import svg
+        from .diagram_svg import svg
         svg_file.write(svg(a))
     if depth is not None:
         from .analysis import group_by_depth
