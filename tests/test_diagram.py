@@ -6,6 +6,7 @@ code's own arithmetic."""
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 import warnings
@@ -333,4 +334,27 @@ def test_large_graphs_stay_readable(tmp_path, args):
     assert float(root.get("width")) <= 8000 and float(root.get("height")) <= 4000
     held = sorted(i for b in bs for i in b.layers)
     assert held == [0] + [r["index"] for r in doc["layers"]]
+    assert_labels_apart(root)
+
+
+@pytest.mark.parametrize("model", ["efficientnet_b0", "mobilenet_v3_large", "regnet_y_800mf",
+                                   "vgg16"])
+def test_classifiers_descend_by_size(tmp_path, model):
+    """Squeeze-excitation gates (a global pool inside every block) do not
+    pull a block into the head: the y of every block is set by its output
+    size alone, lower for smaller, and the head (no positions left) is last."""
+    root, doc = draw(tmp_path, f"@{model}")
+    y_of = defaultdict(set)
+    head = []
+    for b in blocks(root):
+        size = spatial(doc, b.index)
+        if math.prod(size) <= 1:
+            head.append(b)
+        else:
+            y_of[size].add(round(b.cy, 2))
+    assert all(len(ys) == 1 for ys in y_of.values()), y_of
+    by_size = sorted(((s, ys.pop()) for s, ys in y_of.items()), reverse=True)
+    assert [y for _, y in by_size] == sorted(y for _, y in by_size)
+    assert len({y for _, y in by_size}) == len(by_size) >= 5
+    assert head and all(b.cy > by_size[-1][1] for b in head)
     assert_labels_apart(root)

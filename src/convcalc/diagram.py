@@ -45,11 +45,18 @@ def _log_stride(windows) -> float:
     return total / len(windows)
 
 
+def _reads(r: Row, pos: int):
+    """A row's inputs, the ones that carry positions first: a join's gate
+    (a broadcast from a global pool) comes after the tensor it gates."""
+    inputs = r.inputs or ((pos - 1, ()),)
+    return sorted(inputs, key=lambda i: i[1] is None or any(w.stride == 0 for w in i[1]))
+
+
 def levels(rows: Sequence[Row]) -> List[Optional[int]]:
     """Per row position its level (0 at the input's resolution), or HEAD."""
     exact: List[Optional[float]] = []
     for pos, r in enumerate(rows):
-        src, windows = r.inputs[0] if r.inputs else (pos - 1, ())
+        src, windows = _reads(r, pos)[0]
         base = 0.0 if src < 0 else exact[src]
         exact.append(None if base is None or windows is None else base + _log_stride(windows))
     head = len(rows)
@@ -62,7 +69,7 @@ def levels(rows: Sequence[Row]) -> List[Optional[int]]:
         elif v is not None:
             out.append(math.floor(v + 0.5))
         else:  # mixed positions off the main path: where its tensor came from
-            src = r.inputs[0][0] if r.inputs else pos - 1
+            src = _reads(r, pos)[0][0]
             out.append(0 if src < 0 else out[src])
     return out
 
@@ -152,15 +159,22 @@ def _majors(rows, start: int, end: int) -> int:
 
 def name_groups(rows: Sequence[Row]) -> List[Group]:
     """An imported model's groups: its rows by the first D parts of their
-    names, D the depth that makes the most groups of two or more layers
-    (ResNet's layer1.0, DenseNet's denseblock1.denselayer1)."""
+    names, D the depth with the most groups of two or more layers among those
+    whose groups hold 90% of the layers any depth's groups hold (ResNet's
+    layer1.0, DenseNet's denseblock1.denselayer1)."""
     paths = [module_path(r.name) if r.name else None for r in rows]
     deepest = max((len(p) for p in paths if p), default=0)
     forks: Dict[int, Optional[int]] = {}
     best: List[Tuple[int, int, str]] = []
+    options = []
     for depth in range(1, deepest):
         runs = [g for g in _name_runs(rows, paths, depth, forks) if _majors(rows, g[0], g[1]) > 1]
-        if len(runs) > len(best):
+        options.append((runs, sum(_majors(rows, g[0], g[1]) for g in runs)))
+    # the most groups among the depths whose groups hold nearly all the layers
+    # any depth's do: EfficientNet's blocks (features.2.0), not their SE gates
+    most = max((held for _, held in options), default=0)
+    for runs, held in options:
+        if held >= 0.9 * most and len(runs) > len(best):
             best = runs
     keys = [k.split(".") for _, _, k in best]
     common = 0  # the parts every group shares (torchvision's "features.")
