@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from convcalc.analysis import analyze
 from convcalc.cli import cli
 from convcalc.errors import ConvcalcError
+from convcalc.errors import StackSyntaxError
 from convcalc.solve import MAX_SIZES, solve_layer
 
 
@@ -209,12 +210,17 @@ def test_check_min_rf_no_spatial_dims_fails():
     assert doc["checks"][0]["actual"] is None
 
 
-def test_check_min_rf_misaligned_output_fails_with_the_note():
-    # x + conv k=2 p=0:1 (x): centers u vs u + 1/2, no single receptive field
+def test_check_min_rf_misaligned_output_tests_the_box_and_notes_the_offset():
+    # x + conv k=2 p=0:1 (x): windows [u, u+1] and [u, u], centers 1/2 apart; the
+    # field is their box, size 2: --min-rf 2 passes with the note, 3 fails
     r, doc = check_json("-i", "1x1x9x9", "save:x", "conv:1,k=2,p=0:1", "add:x", "--min-rf", "2")
-    assert r.exit_code == 1
-    assert doc["checks"][0]["ok"] is False
-    assert "not aligned" in doc["checks"][0]["note"]
+    assert r.exit_code == 0
+    (c,) = doc["checks"]
+    assert c["ok"] is True and c["actual"]["size"] == [2, 2]
+    assert c["actual"]["misaligned_by"] == [0.5, 0.5]
+    assert "centered up to 1/2 input positions apart" in c["note"]
+    r, doc = check_json("-i", "1x1x9x9", "save:x", "conv:1,k=2,p=0:1", "add:x", "--min-rf", "3")
+    assert r.exit_code == 1 and doc["checks"][0]["ok"] is False
 
 
 def test_check_divisible_by_unet():
@@ -222,10 +228,11 @@ def test_check_divisible_by_unet():
     # 512 halves exactly four times
     r, doc = check_json("@unet", "-i", "1x1x512x512", "--divisible-by", "16")
     assert r.exit_code == 0, r.stderr
-    # 32 multiples of 16, sampled every second one: 16, 48, …, 496, and 512
-    assert doc["checks"][0]["actual"] == [*range(16, 512, 32), 512]
-    assert len(doc["checks"][0]["actual"]) == 17
-    assert doc["checks"][0]["note"] == "checked 17 sizes from 16 to 512"
+    # 32 multiples of 16 sampled to 16 (as the help says): 15 spread evenly,
+    # index i·31//15 = 0, 2, …, 28 → 16, 48, …, 464, and 512 itself
+    assert doc["checks"][0]["actual"] == [*range(16, 465, 32), 512]
+    assert len(doc["checks"][0]["actual"]) == 16
+    assert doc["checks"][0]["note"] == "checked 16 sizes from 16 to 512"
     r, doc = check_json("@unet", "-i", "1x1x512x512", "--divisible-by", "32")
     assert r.exit_code == 0, r.stderr
     assert doc["checks"][0]["actual"] == list(range(32, 513, 32))  # 16 multiples, all
@@ -317,10 +324,16 @@ def test_solve_conv_64_to_32_k4_s2():
     # ⌊(64 + T − 3 − 1)/2⌋ + 1 = 32  ⇔  60 + T ∈ {62, 63}  ⇔  T ∈ {2, 3}
     doc = solve_json("conv", "--in", 64, "--out", 32, "-k", 4, "-s", 2)
     assert doc["kind"] == "conv" and doc["in"] == 64 and doc["out"] == 32
+    # both read real input in every window (output 0 reads −1..2) and leave none
+    # unread (the last window ends at 31·2 − 1 + 3 = 64 ≥ 63); 1:2 needs an F.pad
+    same = {"op": 0, "ceil": False, "wasted": False, "loses": False}
     assert doc["solutions"] == [
-        {"token": "conv:C,k=4,s=2,p=1", "k": 4, "s": 2, "d": 1, "padding": [1, 1], "op": 0},
-        {"token": "conv:C,k=4,s=2,p=1:2", "k": 4, "s": 2, "d": 1, "padding": [1, 2], "op": 0},
+        {"token": "conv:C,k=4,s=2,p=1", "k": 4, "s": 2, "d": 1, "padding": [1, 1],
+         **same, "in_pytorch": True},
+        {"token": "conv:C,k=4,s=2,p=1:2", "k": 4, "s": 2, "d": 1, "padding": [1, 2],
+         **same, "in_pytorch": False},
     ]
+    assert doc["total"] == 2
     r = run("solve", "conv", "--in", 64, "--out", 32, "-k", 4, "-s", 2)
     assert r.exit_code == 0
     assert "2 ways to map 64 → 32 with conv" in r.stdout
@@ -328,15 +341,16 @@ def test_solve_conv_64_to_32_k4_s2():
 
 
 @pytest.mark.parametrize("args,tokens", [
-    # ⌊(224 + T − 7)/2⌋ + 1 = 112  ⇔  T ∈ {5, 6}; the odd unit after
-    (("--in", 224, "--out", 112, "-k", 7, "-s", 2), ["conv:C,k=7,s=2,p=2:3", "conv:C,k=7,s=2,p=3"]),
+    # ⌊(224 + T − 7)/2⌋ + 1 = 112  ⇔  T ∈ {5, 6}; the odd unit after; symmetric first
+    (("--in", 224, "--out", 112, "-k", 7, "-s", 2), ["conv:C,k=7,s=2,p=3", "conv:C,k=7,s=2,p=2:3"]),
     # stride 1: T = 2 exactly
     (("--in", 32, "--out", 32, "-k", 3, "-s", 1), ["conv:C,k=3,p=1"]),
     # dilation 2: d(k−1) = 4, T = 4
     (("--in", 32, "--out", 32, "-k", 3, "-s", 1, "-d", 2), ["conv:C,k=3,p=2,d=2"]),
     # shrinking without padding: 10 − 3 + 1 = 8
     (("--in", 10, "--out", 8, "-k", 3, "-s", 1), ["conv:C,k=3"]),
-    # k=1 s=3: ⌊(10 + T − 1)/3⌋ + 1 = 4  ⇔  9 + T ∈ {9, 10, 11}  ⇔  T ∈ {0, 1, 2}
+    # k=1 s=3: ⌊(10 + T − 1)/3⌋ + 1 = 4  ⇔  9 + T ∈ {9, 10, 11}  ⇔  T ∈ {0, 1, 2};
+    # p=1 reads only padding at output 0 (tap −1): last; asymmetric 0:1 before it
     (("--in", 10, "--out", 4, "-k", 1, "-s", 3),
      ["conv:C,k=1,s=3", "conv:C,k=1,s=3,p=0:1", "conv:C,k=1,s=3,p=1"]),
 ])
@@ -386,20 +400,23 @@ def test_solve_tconv_readme_example_every_kernel():
     # README: `convcalc solve tconv --in 32 --out 64 -s 2`.  For each k in 1..11,
     # 62 − 2p + (k − 1) + op + 1 = 64  ⇔  2p − op = k − 2, 0 ≤ op ≤ 1, 0 ≤ p ≤ k − 1:
     # p = ⌊(k − 1)/2⌋ and op = k mod 2 (k=1: p = 0, op = 1)
-    doc = solve_json("tconv", "--in", 32, "--out", 64, "-s", 2)
+    doc = solve_json("tconv", "--in", 32, "--out", 64, "-s", 2, "--limit", 0)
     got = sorted((x["k"], x["padding"][0], x["op"]) for x in doc["solutions"])
     assert got == [(k, (k - 1) // 2, k % 2) for k in range(1, 12)]
 
 
 @pytest.mark.parametrize("kind", ["maxpool", "avgpool"])
 def test_solve_pools_hand(kind):
-    # k=3 s=2: ⌊(64 + T − 2 − 1)/2⌋ + 1 = 32 ⇔ T ∈ {1, 2}; each side ≤ 3/2: (0,1), (1,1)
+    # k=3 s=2: ⌊(64 + T − 2 − 1)/2⌋ + 1 = 32 ⇔ T ∈ {1, 2}; each side ≤ 3/2: (1,1)
+    # (symmetric, first), (0,1); ceil mode: ⌈(61 + 2p)/2⌉ + 1 = 32 ⇔ p = 0 (31 + 1)
     doc = solve_json(kind, "--in", 64, "--out", 32, "-k", 3, "-s", 2)
-    assert [x["token"] for x in doc["solutions"]] == [f"{kind}:3,s=2,p=0:1", f"{kind}:3,s=2,p=1"]
-    # k=2 s=2 (the default stride, not written): T ∈ {0, 1}; (0, 1) has 1 ≤ 2/2
+    assert [x["token"] for x in doc["solutions"]] == [
+        f"{kind}:3,s=2,p=1", f"{kind}:3,s=2,ceil", f"{kind}:3,s=2,p=0:1"]
+    # k=2 s=2 (the default stride, not written): T ∈ {0, 1}; (0, 1) has 1 ≤ 2/2;
+    # ceil: ⌈(63 + 2p)/2⌉ + 1 is 33 at p = 0 and 34 at p = 1: none
     doc = solve_json(kind, "--in", 64, "--out", 32, "-k", 2, "-s", 2)
     assert [x["token"] for x in doc["solutions"]] == [f"{kind}:2", f"{kind}:2,p=0:1"]
-    # 7 → 3, k=3 s=2: ⌊(4 + T)/2⌋ = 2 ⇔ T ∈ {0, 1}
+    # 7 → 3, k=3 s=2: ⌊(4 + T)/2⌋ = 2 ⇔ T ∈ {0, 1}; ceil: ⌈4/2⌉ + 1 = 3 = floor's: not listed
     doc = solve_json(kind, "--in", 7, "--out", 3, "-k", 3, "-s", 2)
     assert [x["token"] for x in doc["solutions"]] == [f"{kind}:3,s=2", f"{kind}:3,s=2,p=0:1"]
     # 5 → 6 with k=3 s=1 needs T = 3, a side of 2 > 3/2: none
@@ -438,7 +455,7 @@ def test_solve_every_listed_solution_gives_the_target_except_tconv():
     for kind, i, o, extra in _solve_cases():
         if kind == "tconv":
             continue
-        r = run("solve", kind, "--in", i, "--out", o, *extra, "--format", "json")
+        r = run("solve", kind, "--in", i, "--out", o, *extra, "--format", "json", "--limit", 0)
         if r.exit_code == 1:  # nothing maps i to o here: still a document (SPEC §6)
             assert json.loads(r.stdout)["solutions"] == [] and "No " in r.stderr
             continue
@@ -457,7 +474,7 @@ def test_solve_every_listed_tconv_solution_gives_the_target():
     for kind, i, o, extra in _solve_cases():
         if kind != "tconv":
             continue
-        r = run("solve", kind, "--in", i, "--out", o, *extra, "--format", "json")
+        r = run("solve", kind, "--in", i, "--out", o, *extra, "--format", "json", "--limit", 0)
         if r.exit_code == 1:  # no solution: still a document with none listed
             assert json.loads(r.stdout)["solutions"] == []
             empty += 1
@@ -495,6 +512,16 @@ def _brute(kind, i, o, k, s, d):
                     continue
                 if (i + total - span - 1) // ss + 1 == o:
                     out.add((kk, ss, before, after, 0))
+            if kind != "conv":  # ceil mode, symmetric padding, where floor differs
+                for p in range(0, kk // 2 + 1):
+                    top = i + 2 * p - span - 1
+                    if top < 0:
+                        continue
+                    windows = -(-top // ss) + 1
+                    if (windows - 1) * ss >= i + p:  # PyTorch: the last window starts inside
+                        windows -= 1
+                    if windows == o != top // ss + 1:
+                        out.add((kk, ss, p, p, "ceil"))
     return out
 
 
@@ -504,7 +531,8 @@ def test_solve_lists_every_solution(kind):
     for i in range(1, 19, 3):
         for o in range(1, 19, 2):
             want = _brute(kind, i, o, None, None, 1)
-            got = {(x.k, x.s, *x.padding, x.op) for x in solve_layer(kind, i, o)}
+            got = {(x.k, x.s, *x.padding, "ceil" if x.ceil else x.op)
+                   for x in solve_layer(kind, i, o)}
             assert got == want, (kind, i, o, sorted(want - got), sorted(got - want))
             n += len(got)
     assert n > 100
@@ -521,12 +549,70 @@ def test_solve_lists_every_tconv_solution():
     assert n > 100
 
 
+def test_solve_ranks_as_a_designer_wants_and_caps_the_list():
+    # issue 13 item 8: 224 → 112 has 98 ways (k 1..11, s 1..4); before, the list
+    # began with asymmetric paddings and included k=1,s=3,p=55
+    doc = solve_json("conv", "--in", 224, "--out", 112)
+    assert doc["total"] == 98 and len(doc["solutions"]) == 10
+    tokens = [x["token"] for x in doc["solutions"]]
+    # by hand: k=2 s=2 needs no padding; k=3,4 pad 1; k=5,6 pad 2; … symmetric
+    assert tokens == ["conv:C,k=2,s=2", "conv:C,k=3,s=2,p=1", "conv:C,k=4,s=2,p=1",
+                      "conv:C,k=5,s=2,p=2", "conv:C,k=6,s=2,p=2", "conv:C,k=7,s=2,p=3",
+                      "conv:C,k=8,s=2,p=3", "conv:C,k=9,s=2,p=4", "conv:C,k=10,s=2,p=4",
+                      "conv:C,k=11,s=2,p=5"]
+    every = solve_json("conv", "--in", 224, "--out", 112, "--limit", 0)["solutions"]
+    assert len(every) == 98
+    # k=1,s=3,p=55: output 0 reads tap −55, output 111 reads 3·111 − 55 = 278 ≥ 224
+    silly = next(x for x in every if x["token"] == "conv:C,k=1,s=3,p=55")
+    assert silly["wasted"] is True
+    assert all(x["wasted"] for x in every[every.index(silly):])  # the wasted ones come last
+    first_asym = next(n for n, x in enumerate(every) if x["padding"][0] != x["padding"][1])
+    assert all(x["padding"][0] == x["padding"][1] or x["wasted"]
+               for x in every[first_asym:]) is False  # asymmetric ones do follow
+    assert all(x["padding"][0] == x["padding"][1] for x in every[:first_asym])
+    r = run("solve", "conv", "--in", 224, "--out", 112)
+    assert "98 ways to map 224 → 112 with conv; the best 10 (--limit 0 lists all)" in r.stdout
+
+
+def test_solve_pools_offer_ceil_mode_checked_by_torch():
+    # 7 → 4 with k=2 s=2: floor ⌊5/2⌋ + 1 = 3, ceil ⌈5/2⌉ + 1 = 4 (last start 6 < 7)
+    doc = solve_json("maxpool", "--in", 7, "--out", 4, "-k", 2, "-s", 2)
+    assert "maxpool:2,ceil" in [x["token"] for x in doc["solutions"]]
+    torch = pytest.importorskip("torch")
+    checked = 0
+    for kind, cls in (("maxpool", torch.nn.MaxPool1d), ("avgpool", torch.nn.AvgPool1d)):
+        for i, o in ((7, 4), (10, 4), (13, 7), (6, 3), (112, 56), (55, 28)):
+            for x in solve_layer(kind, i, o):
+                if not x.ceil:
+                    continue
+                m = cls(x.k, x.s, x.padding[0], ceil_mode=True)
+                assert m(torch.zeros(1, 1, i)).shape[-1] == o, (kind, i, o, x.token)
+                assert out_size(x.token, i) == o
+                checked += 1
+    assert checked > 20
+
+
+def test_solve_help_texts():
+    # issue 13 item 8: descriptions in the group's list; avgpool has no -d
+    r = run("solve", "--help")
+    for kind in ("conv", "tconv", "maxpool", "avgpool", "sizes"):
+        line = next(l for l in r.stdout.splitlines() if l.strip().startswith(kind + " "))
+        assert len(line.split()) > 3, line
+    r = run("solve", "avgpool", "--help")
+    assert "--dilation" not in r.stdout and "-d," not in r.stdout
+    assert "--dilation" in run("solve", "maxpool", "--help").stdout
+
+
 def test_solve_avgpool_with_dilation_is_refused():
     # PyTorch's AvgPool has no dilation: exit 2 with the reason, as a document too
     r = run("solve", "avgpool", "--in", 64, "--out", 30, "-k", 3, "-s", 2, "-d", 2,
             "--format", "json")
     assert r.exit_code == 2
-    assert "avgpool has no dilation" in json.loads(r.stdout)["error"]["message"]
+    # avgpool takes no -d at all (its --help does not list it): a usage error
+    assert "No such option '-d'" in json.loads(r.stdout)["error"]["message"]
+    # and the engine refuses it too, for API callers
+    with pytest.raises(StackSyntaxError, match="avgpool has no dilation"):
+        solve_layer("avgpool", 64, 30, 3, 2, 2)
 
 
 def test_solve_no_solution_exit_1():
@@ -554,8 +640,9 @@ def test_solve_csv():
     r = run("solve", "conv", "--in", 64, "--out", 32, "-k", 4, "-s", 2, "--format", "csv")
     assert r.exit_code == 0
     # the tokens hold commas, so they are quoted
-    assert r.stdout.splitlines() == ["token,before,after,op", '"conv:C,k=4,s=2,p=1",1,1,0',
-                                     '"conv:C,k=4,s=2,p=1:2",1,2,0']
+    assert r.stdout.splitlines() == ["token,before,after,op,ceil",
+                                     '"conv:C,k=4,s=2,p=1",1,1,0,false',
+                                     '"conv:C,k=4,s=2,p=1:2",1,2,0,false']
 
 
 # ---------------------------------------------------------------------------

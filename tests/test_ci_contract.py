@@ -17,6 +17,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -238,7 +240,7 @@ def test_solve_without_solution_prints_a_document():
     assert "No tconv with those settings maps 4 to 100." in r.stderr
     r = run("solve", "tconv", "--in", 4, "--out", 100, "-k", 3, "-s", 2, "--format", "csv")
     assert r.exit_code == 1
-    assert r.stdout.splitlines() == ["token,before,after,op"]
+    assert r.stdout.splitlines() == ["token,before,after,op,ceil"]
     # and with a solution: 8 → 4, k=2 s=2, no padding
     r = run("solve", "conv", "--in", 8, "--out", 4, "-k", 2, "-s", 2, "--format", "json")
     assert r.exit_code == 0
@@ -319,3 +321,68 @@ def test_same_rank_or_no_declared_input_still_runs(tmp_path):
     stack = tmp_path / "plain.stack"
     stack.write_text("conv:8,k=3\n")
     assert run("shape", "-i", "1x3x32", "-f", stack).exit_code == 0
+
+
+# ---------------------------------------------------------------------------
+# the README's CI script, run as a CI job would run it
+# ---------------------------------------------------------------------------
+
+def _readme_ci_script() -> str:
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    block = text.split("<!-- ci-script -->", 1)[1]
+    return block.split("```bash\n", 1)[1].split("```", 1)[0]
+
+
+MNIST = ("conv:10,k=5 maxpool:2 relu conv:20,k=5 maxpool:2 relu flatten linear:50 relu "
+         "linear:10")
+
+
+def _run_ci_script(tmp_path, stack):
+    import shutil
+    import subprocess
+    import sys
+    exe = Path(sys.executable).parent
+    if shutil.which("convcalc", path=str(exe)) is None:
+        pytest.skip("convcalc is not installed next to this Python")
+    (tmp_path / "model.stack").write_text("# input: 1x1x28x28\n" + stack + "\n")
+    env = {**os.environ, "PATH": f"{exe}{os.pathsep}{os.environ.get('PATH', '')}"}
+    p = subprocess.run(["bash", "-c", _readme_ci_script()], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=120)
+    return p, json.loads((tmp_path / "geometry.json").read_text())
+
+
+def test_readme_ci_script_pass(tmp_path):
+    # by hand: r = 5 → pool 6 (S 2) → conv5 14 → pool 16 (S 4) → conv3 24 ≥ 20;
+    # 28 → 24 → 12 → 8 → 4 → 2, 20·2·2 = 80 → 10; params 260 + 5,020 + 3,620 + 810
+    p, doc = _run_ci_script(tmp_path, "conv:10,k=5 maxpool:2 conv:20,k=5 maxpool:2 "
+                                      "conv:20,k=3 flatten linear:10")
+    assert p.returncode == 0, p.stderr
+    assert doc["ok"] is True
+    assert "ok   expect_output: limit [1, 10], actual [1, 10]" in p.stdout
+    assert "ok   max_params: limit 26000000, actual 9710" in p.stdout
+    assert "ok   min_rf: limit 20, actual {'size': [24, 24]" in p.stdout
+
+
+def test_readme_ci_script_failed_check(tmp_path):
+    # the MNIST net's field before the flatten is 16 (5 → 6 → 14 → 16) < 20
+    p, doc = _run_ci_script(tmp_path, MNIST)
+    assert p.returncode == 1
+    assert doc["ok"] is False
+    assert "ok   max_params: limit 26000000, actual 21840" in p.stdout
+    assert "FAIL min_rf: limit 20, actual {'size': [16, 16]" in p.stdout
+
+
+def test_readme_ci_script_syntax_error(tmp_path):
+    p, doc = _run_ci_script(tmp_path, "conv:10,k=5 maxpool:2 conv:20")
+    assert p.returncode == 1
+    assert doc["error"]["code"] == 2 and doc["error"]["layer"] == 3
+    assert "could not check the model (exit 2, layer 3): layer 3 (conv:20): k is required" \
+        in p.stderr
+
+
+def test_readme_ci_script_uncomputable(tmp_path):
+    # 10·24·24 = 5,760 features reach a linear that declares 7
+    p, doc = _run_ci_script(tmp_path, "conv:10,k=5 flatten linear:10,in=7")
+    assert p.returncode == 1
+    assert doc["error"]["code"] == 3 and doc["error"]["layer"] == 3
+    assert "could not check the model (exit 3, layer 3)" in p.stderr

@@ -355,33 +355,41 @@ def test_union_takes_the_larger_of_each_side():
     assert rf_tuple(a.receptive_field) == (5, 1, 2)
 
 
-def test_misaligned_residual_has_no_field():
+def test_misaligned_residual_has_a_bounding_box_field():
     # conv k=2 p=0:1 keeps the shape; its window [u, u+1] is centered at u + 1/2,
-    # the identity's at u
+    # the identity's at u: the join's field is the box of both, [u, u+1], and the
+    # centers lie 1/2 apart (issue 13 item 4: a size, marked, not "none")
     stack = "save:x conv:3,k=2,p=0:1 add:x conv:3,k=3,p=1"
     a = analyze(stack.split(), "1x3x9x9")
     conv = a.layers[1]
     assert rf_tuple(conv.receptive_field) == (2, 1, 0)
+    assert conv.receptive_field.offset is None
     add = a.layers[2]
     assert add.output_shape == (1, 3, 9, 9)
-    assert add.receptive_field is None
-    assert "not aligned" in add.receptive_note
-    assert "1/2" in add.receptive_note
-    # what follows inherits the note, and so does the network
-    assert a.layers[3].receptive_field is None
-    assert "not aligned" in a.layers[3].receptive_note
-    assert a.receptive_field is None and "not aligned" in a.receptive_note
-    # rf --at still answers exactly: u reads [u, u+1] and u; the later conv ±1
+    assert rf_tuple(add.receptive_field) == (2, 1, 0)
+    assert add.receptive_field.offset == (Fraction(1, 2),) * 2
+    assert add.receptive_note is None
+    # the 3x3 conv after it: [u−1, u+2], size 4, P = 1; the mark carries on
+    assert rf_tuple(a.layers[3].receptive_field) == (4, 1, 1)
+    assert a.receptive_field.offset == (Fraction(1, 2),) * 2
+    # rf --at answers exactly: u reads [u, u+1] and u; the later conv ±1
     assert region_at(a, (4, 4), layer=3).region == ((4, 5), (4, 5))
     assert region_at(a, (4, 4)).region == ((3, 6), (3, 6))
-    # JSON: null with a note; table: "misaligned"
+    # the bounding box at every position equals rf --at's unclipped box
+    for u in range(9):
+        lo, hi = region_at(a, (u, u)).unclipped[0]
+        assert (lo, hi) == (u - 1, u + 2)
+    # JSON: the size with the offset; table and rf: a starred size and the footnote
     r = run("shape", "-i", "1x3x9x9", *stack.split(), "--format", "json")
     doc = json.loads(r.stdout)
-    assert doc["layers"][2]["receptive_field"] is None
-    assert "not aligned" in doc["layers"][2]["receptive_field_note"]
-    assert doc["receptive_field"] is None
+    assert doc["layers"][2]["receptive_field"] == {
+        "size": [2, 2], "stride": [1, 1], "padding": [0, 0], "misaligned_by": [0.5, 0.5]}
+    assert doc["receptive_field"]["size"] == [4, 4]
     r = run("shape", "-i", "1x3x9x9", *stack.split())
-    assert "misaligned" in r.stdout
+    assert "4* / 1" in r.stdout and "2* / 1" in r.stdout
+    assert "centered up to 1/2 input positions apart" in r.stdout
+    r = run("rf", "-i", "1x3x9x9", *stack.split())
+    assert "4*" in r.stdout and "centered up to 1/2" in r.stdout
 
 
 def test_pool_then_up_join_strides_agree_but_centers_differ():
@@ -396,10 +404,11 @@ def test_pool_then_up_join_strides_agree_but_centers_differ():
     # P = max over phases of u·S − start(u): u = 1 starts at 0: P = 1
     assert up.receptive_field.padding == (1, 1)
     add = a.layers[3]
-    assert add.receptive_field is None
-    assert "not aligned" in add.receptive_note
-    assert "0 vs 1/2" in add.receptive_note
-    assert "strides" not in add.receptive_note
+    # the box of both: o = 0 → [0, 1] ∪ {0} = [0, 1]; o = 1 → [0, 1]: size 2, and
+    # centers 1/2 apart (1/2 vs 0 at o = 0, 1/2 vs 1 at o = 1)
+    assert add.receptive_note is None
+    assert add.receptive_field.size == (2, 2)
+    assert add.receptive_field.offset == (Fraction(1, 2),) * 2
     # exact regions: o = 3 → [2, 3] ∪ {3}; o = 4 → [4, 5] ∪ {4}
     assert region_at(a, (3, 4)).region == ((2, 3), (4, 5))
 
@@ -424,11 +433,44 @@ def test_join_with_different_strides():
 
 
 def test_tconv_unet_is_misaligned_by_half():
-    # README: the transposed-conv decoder is half a position off its skip
+    # README: the transposed-conv decoder is half a position off its skip.
+    # By hand, dim-wise: e = conv k=3 p=1 reads [u−1, u+1] (center u).  Through
+    # maxpool:2 (stride 2) and conv k=3 p=1, decoder position v reads e over
+    # [2v−2, 2v+3], input [2v−3, 2v+4] (center 2v + 1/2); the tconv k=2 s=2 maps
+    # output o to v = ⌊o/2⌋: o = 2v → center o + 1/2, o = 2v + 1 → center o − 1/2.
+    # Joined with e (center o): 1/2 apart; the box at o = 2v is
+    # [2v−3, 2v+4] ∪ [2v−1, 2v+1] = 8 wide, at o = 2v+1 the same 8.
     a = analyze("conv:2,k=3,p=1 save:e maxpool:2 conv:2,k=3,p=1 tconv:2,k=2,s=2 "
                 "concat:e".split(), "1x1x16x16")
-    assert a.receptive_field is None
-    assert "not aligned" in a.receptive_note
+    assert a.receptive_note is None
+    assert a.receptive_field.size == (8, 8)
+    assert a.receptive_field.stride == (1, 1)
+    assert a.receptive_field.offset == (Fraction(1, 2),) * 2
+    for o in (4, 5):
+        v = o // 2
+        assert region_at(a, (o, o)).unclipped[0] == (2 * v - 3, 2 * v + 4)
+
+
+def test_unet_min_rf_tests_the_bounding_box_size():
+    # issue 13 item 4: the decoder's misalignment must not fail the size check
+    # (before: "joined paths are not aligned", FAIL; every output position of
+    # the U-Net reads far more than 100 input positions, see rf --at)
+    r = CliRunner().invoke(cli, ["check", "@unet", "-i", "1x1x512x512", "--min-rf", "100",
+                                 "--format", "json"])
+    doc = json.loads(r.stdout)
+    assert r.exit_code == 0, r.output
+    (c,) = doc["checks"]
+    assert c["ok"] is True and c["limit"] == 100
+    size = c["actual"]["size"]
+    # independently: the widest exact region over a period of output positions
+    a = analyze(["@unet"], "1x1x512x512")
+    widest = max(hi - lo + 1 for u in range(200, 232)
+                 for lo, hi in [region_at(a, (u, u)).unclipped[0]])
+    assert size == [widest, widest]
+    assert c["actual"]["misaligned_by"][0] > 0
+    assert "apart" in c["note"]
+    r = CliRunner().invoke(cli, ["check", "@unet", "-i", "1x1x512x512", "--min-rf", str(widest + 1)])
+    assert r.exit_code == 1
 
 
 # ---------------------------------------------------------------------------

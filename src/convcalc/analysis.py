@@ -175,6 +175,8 @@ def rf_dict(rf: Optional[ReceptiveField], full: bool = False) -> Optional[dict]:
         return None
     d = {"size": list(rf.size), "stride": [number(s) for s in rf.stride],
          "padding": [number(p) for p in rf.padding]}
+    if rf.offset:
+        d["misaligned_by"] = [number(v) for v in rf.offset]
     if full:
         d.update(start=[number(v) for v in rf.start], center=[number(v) for v in rf.center])
     return d

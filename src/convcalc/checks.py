@@ -123,6 +123,12 @@ def _min_rf(a: Analysis, n: int) -> Check:
         note = f"at layer {where.index}, before positions mix"
     else:
         note = None
+    if rf.offset:  # the size bounds every path; how far apart they lie is a remark
+        spread = sorted({str(v) for v in rf.offset})  # Fractions read 7, 1/2
+        off = f"joined paths centered up to {spread[0]} input positions apart" \
+            if len(spread) == 1 else \
+            f"joined paths centered up to {'x'.join(map(str, rf.offset))} apart"
+        note = f"{note}; {off}" if note else off
     if note:
         shown += f" ({note})"
     return Check("min_rf", n, rf_dict(rf), min(rf.size) >= n, expected, shown, note, layer)
@@ -147,8 +153,9 @@ def _divisible(a: Analysis, tokens: Sequence, n: int) -> Check:
         return failed(bad[0], f"the input {_shape(spatial)} is not divisible by {n}")
     top = max(spatial)
     count = top // n  # the multiples of n up to this input: n, 2n, …, top
-    step = -(-count // 16)  # at most 16 of them, spread evenly, and this input
-    sizes = [n * (1 + i) for i in range(0, count, step)] + [top]
+    # at most 16 sizes: all the multiples, or 15 spread evenly and this input
+    picks = range(count) if count <= 16 else [i * (count - 1) // 15 for i in range(15)]
+    sizes = [n * (1 + i) for i in picks] + [top]
     checked = []
     for m in sorted(set(sizes)):
         shape = (*a.input_shape[:2], *([m] * len(spatial)))

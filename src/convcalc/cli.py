@@ -308,7 +308,11 @@ def complete_layer(ctx, param, incomplete: str):
             if key.startswith(last) and "=" not in last]
 
 
-def stack_arguments(f):
+def stack_arguments(f=None, *, memory: bool = True):
+    """The stack and its input; ``memory`` False where --dtype changes nothing
+    (it is still accepted, hidden, so scripts that pass it keep working)."""
+    if f is None:
+        return lambda g: stack_arguments(g, memory=memory)
     f = click.argument("layers", nargs=-1, metavar="[LAYER]...",
                        shell_complete=complete_layer)(f)
     f = click.option("-f", "--file", "files", type=click.File("r"), multiple=True,
@@ -319,7 +323,7 @@ def stack_arguments(f):
                           "1x1x32x64x64 (3-D). Optional when the stack names one.")(f)
     f = click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16", "float64",
                                                    "int8"]),
-                     default="float32", show_default=True,
+                     default="float32", show_default=True, hidden=not memory,
                      help="Element type for activation and parameter memory.")(f)
     return f
 
@@ -487,14 +491,15 @@ def shape(layers, files, input_shape, dtype, fmt, explain, verify, seed, max_mem
 
 
 @cli.command()
-@stack_arguments
+@stack_arguments(memory=False)
 @format_option
 @explain_option
 @click.option("--at", "at", metavar="POS", callback=parse_position,
               help="An output position, one index per spatial dim (3,5): print the exact input "
                    "region it depends on.")
 @click.option("--layer", type=click.IntRange(min=1), metavar="N",
-              help="With --at: a position of layer N's output instead of the last layer's.")
+              help="With --at or --erf: the position is in the output of layer N (its # in "
+                   "the table), not of the last layer.")
 @click.option("--show", is_flag=True,
               help="With --at: draw the input as a grid, marking what the position depends on "
                    "and the padding it reads (inputs up to 80 per dim).")
@@ -516,6 +521,9 @@ def rf(layers, files, input_shape, dtype, fmt, explain, at, layer, show, erf, ve
     a = run_analysis(layers, files, input_shape, dtype, explain)
     v = run_verify(a, seed, max_memory) if verify else None
     if erf:
+        if show:
+            raise click.UsageError("--show draws --at's exact region and --erf its own "
+                                   "heatmap: use one of them")
         return _erf(a, at, layer, fmt, v)
     if at is None:
         if layer is not None or show:
@@ -560,13 +568,14 @@ def _erf(a, at, layer, fmt, v) -> None:
     ext = pictures.erf_extent(g)
     doc = {"at": list(at), "layer": a.layers[target].index,
            "extent_95": [list(e) for e in ext],
-           "erf": [[round(float(x), 6) for x in row] for row in g.reshape(-1, g.shape[-1])]}
+           # seven significant digits: a gradient of 1e-9 of the peak is not 0
+           "erf": [[float(f"{x:.7g}") for x in row] for row in g.reshape(-1, g.shape[-1])]}
     finish(fmt, pictures.erf_lines(a, at, target, g), doc,
            render.csv_text([f"x{i}" for i in range(g.shape[-1])], doc["erf"]), v)
 
 
 @cli.command()
-@stack_arguments
+@stack_arguments(memory=False)
 @format_option
 @click.option("--expect-output", callback=_shape_option, metavar="SHAPE",
               help="The output shape must be exactly this (1x10).")
@@ -579,7 +588,8 @@ def _erf(a, at, layer, fmt, v) -> None:
                    "mix) is at least N in every dim.")
 @click.option("--divisible-by", type=click.IntRange(min=1), metavar="N",
               help="The input is divisible by N, and every input size divisible by N (up to "
-                   "this one) goes through without rounding or misaligned joins.")
+                   "this one; 16 of them sampled) goes through without rounding, every "
+                   "add/concat lining up.")
 def check(layers, files, input_shape, dtype, fmt, expect_output, max_params, max_macs, min_rf,
           divisible_by):
     """Assertions for CI: exit 1 and list what failed.
@@ -624,25 +634,70 @@ def solve():
     """
 
 
+SOLVE_HELP = {
+    "conv": "Every conv (kernel, stride, padding) that maps an input size to a target size.",
+    "tconv": "Every transposed conv (kernel, stride, crop, output padding) that maps an "
+             "input size to a target size.",
+    "maxpool": "Every max pool (kernel, stride, padding, ceil mode) that maps an input size "
+               "to a target size.",
+    "avgpool": "Every average pool (kernel, stride, padding, ceil mode) that maps an input "
+               "size to a target size.",
+}
+
+
+SOLVE_ORDER = {
+    "conv": "Best first: no window of padding only, symmetric padding (as nn.Conv takes "
+            "it), every input read, then the smallest padding, kernel and stride.",
+    "tconv": "Best first: the smallest crop, then output padding, kernel and stride.",
+    **dict.fromkeys(("maxpool", "avgpool"),
+                    "Best first: no window of padding only, symmetric padding (as the nn "
+                    "pool takes it), floor before ceil mode, every input read, then the "
+                    "smallest padding."),
+}
+
+
+def _solution_notes(x) -> str:
+    """Why a solution ranks where it does, in words."""
+    notes = []
+    if x.wasted:
+        notes.append("a window reads padding only")
+    if not x.in_pytorch:
+        notes.append("asymmetric: F.pad first")
+    if x.ceil:
+        notes.append("ceil mode")
+    if x.loses:
+        notes.append("leaves inputs unread")
+    return "; ".join(notes)
+
+
 def _solve_layer_command(kind: str):
-    @solve.command(kind)
-    @click.option("--in", "size_in", type=click.IntRange(min=1), required=True, metavar="N",
-                  help="Input size (one spatial dim).")
-    @click.option("--out", "size_out", type=click.IntRange(min=1), required=True, metavar="N",
-                  help="Wanted output size.")
-    @click.option("-k", "--kernel", type=click.IntRange(min=1),
-                  help="Kernel size (searched over 1..11 when left out).")
-    @click.option("-s", "--stride", type=click.IntRange(min=1),
-                  help="Stride (searched over 1..4 when left out).")
-    @click.option("-d", "--dilation", type=click.IntRange(min=1), default=1, show_default=True)
-    @format_option
-    def command(size_in, size_out, kernel, stride, dilation, fmt):
+    options = [
+        click.option("--in", "size_in", type=click.IntRange(min=1), required=True, metavar="N",
+                     help="Input size (one spatial dim)."),
+        click.option("--out", "size_out", type=click.IntRange(min=1), required=True,
+                     metavar="N", help="Wanted output size."),
+        click.option("-k", "--kernel", type=click.IntRange(min=1),
+                     help="Kernel size (searched over 1..11 when left out)."),
+        click.option("-s", "--stride", type=click.IntRange(min=1),
+                     help="Stride (searched over 1..4 when left out)."),
+    ]
+    if kind != "avgpool":  # PyTorch's AvgPool has no dilation
+        options.append(click.option("-d", "--dilation", type=click.IntRange(min=1), default=1,
+                                    show_default=True, help="Dilation."))
+    options += [
+        click.option("--limit", type=click.IntRange(min=0), default=10, show_default=True,
+                     metavar="N", help="List the best N (0: all of them)."),
+        format_option,
+    ]
+
+    def command(size_in, size_out, kernel, stride, fmt, limit, dilation=1):
         from . import render
         from .solve import solve_layer
-        found = solve_layer(kind, size_in, size_out, kernel, stride, dilation)
+        every = solve_layer(kind, size_in, size_out, kernel, stride, dilation)
+        found = every[:limit] if limit else every
         doc = {"ok": bool(found), "kind": kind, "in": size_in, "out": size_out,
-               "solutions": [x.to_dict() for x in found]}
-        csv_header = ("token", "before", "after", "op")
+               "total": len(every), "solutions": [x.to_dict() for x in found]}
+        csv_header = ("token", "before", "after", "op", "ceil")
         if not found:
             if fmt == "json":  # a document whatever happened, as check prints one (SPEC §6)
                 emit(fmt, [], doc, "")
@@ -650,17 +705,22 @@ def _solve_layer_command(kind: str):
                 emit(fmt, [], doc, render.csv_text(csv_header, []))
             click.echo(f"No {kind} with those settings maps {size_in} to {size_out}.", err=True)
             raise click.exceptions.Exit(1)
-        rows = [[x.token, render.fmt_padding((x.padding,)), str(x.op), x.formula(size_in)]
-                for x in found]
-        heads = ("layer", "crop" if kind == "tconv" else "padding", "op", "check")
-        ways = f"{len(found)} way{'' if len(found) == 1 else 's'}"
+        rows = [[x.token, render.fmt_padding((x.padding,)), str(x.op), x.formula(size_in),
+                 _solution_notes(x)] for x in found]
+        heads = ("layer", "crop" if kind == "tconv" else "padding", "op", "check", "note")
+        ways = f"{len(every)} way{'' if len(every) == 1 else 's'}"
+        shown = f"; the best {len(found)} (--limit 0 lists all)" if len(found) < len(every) \
+            else ""
         emit(fmt, render.Report(heads, rows, (),
-                                [f"{ways} to map {size_in} → {size_out} with {kind}"]),
-             doc, render.csv_text(csv_header, [[x.token, *x.padding, x.op] for x in found]))
-    command.__doc__ = (f"Every {kind} geometry that maps an input size to a target size "
-                       f"(paddings{' and output paddings' if kind == 'tconv' else ''}; "
-                       f"kernel and stride too when not given).")
-    return command
+                                [f"{ways} to map {size_in} → {size_out} with {kind}{shown}",
+                                 SOLVE_ORDER[kind]]),
+             doc, render.csv_text(csv_header, [[x.token, *x.padding, x.op,
+                                                str(x.ceil).lower()] for x in found]))
+
+    for option in reversed(options):
+        command = option(command)
+    return solve.command(kind, help=SOLVE_HELP[kind], short_help=SOLVE_HELP[kind].split(" that")[0]
+                         )(command)
 
 
 for _kind in ("conv", "tconv", "maxpool", "avgpool"):
@@ -676,7 +736,7 @@ def _size_range(ctx, param, value):
 
 
 @solve.command("sizes")
-@stack_arguments
+@stack_arguments(memory=False)
 @format_option
 @click.option("--range", "size_range", callback=_size_range, default="32..1024",
               show_default=True, metavar="LO..HI", help="The input sizes to try.")

@@ -115,8 +115,25 @@ def read_padding(text: str):
 read_padding.expects = "a number, per-dim 1x2, before:after pairs or a mode"
 
 
+class TrailingPairs(tuple):
+    """``F.pad``'s own order, ``pad:(left, right, top, bottom)``: (before, after)
+    pairs from the last dim backwards, for the trailing dims only (the rest
+    unpadded).  Held in spatial order; the layer fills the leading dims."""
+
+
 def read_signed_pairs(text: str):
-    """``pad``'s amounts: per dim, one number or before:after; negative crops (F.pad)."""
+    """``pad``'s amounts: per dim, one number or before:after; negative crops (F.pad).
+    A PyTorch tuple ``(1, 1, 2, 2)`` is F.pad's order, last dim first."""
+    if text.startswith("("):
+        values = [_int(v, -MAX_INT) for v in text[1:-1].split(",")]
+        if len(values) % 2:
+            raise StackSyntaxError(f"F.pad's tuple holds (before, after) pairs, last dim first; "
+                                   f"got {len(values)} values")
+        if len(values) > 2 * MAX_DIMS:
+            raise StackSyntaxError(f"{len(values)} values pad {len(values) // 2} dims; at most "
+                                   f"{MAX_DIMS} spatial dims")
+        pairs = [(values[i], values[i + 1]) for i in range(0, len(values), 2)]
+        return TrailingPairs(reversed(pairs))
     pairs = []
     for part in _dims(text):
         b, colon, a = part.partition(":")
@@ -126,6 +143,7 @@ def read_signed_pairs(text: str):
 
 
 read_signed_pairs.expects = "a number (negative crops), per-dim 1x2 or before:after pairs"
+read_signed_pairs.tuples = "raw"  # a PyTorch tuple here is F.pad's order, read above
 
 
 def read_size_or_name(text: str):
@@ -146,6 +164,7 @@ def read_dim_list(text: str) -> Tuple[int, ...]:
     return dims
 
 
+read_dim_list.tuples = ","  # permute:(0, 2, 3, 1) is permute:0,2,3,1
 read_dim_list.expects = "dims like 0,2,3,1"
 
 
@@ -467,7 +486,7 @@ def _parse_token(text: str, index: int) -> LayerSpec:
                                f"{', '.join(known)} (and PyTorch class names like Conv2d)")
     syntax = KINDS[kind]
     raw: Dict[str, str] = {}
-    items = rest.split(",") if sep else []
+    items = _split_items(rest) if sep else []
     if sep and rest == "":
         raise StackSyntaxError(f"nothing after ':'; write {name} alone or {name}:ARGS")
     if syntax.variadic:  # permute:0,2,3,1 -- the bare arguments are one list
@@ -500,7 +519,7 @@ def _parse_token(text: str, index: int) -> LayerSpec:
             raise StackSyntaxError(f"{key} is given twice")
         if value == "":
             raise StackSyntaxError(f"{key}= needs a value")
-        raw[key] = value
+        raw[key] = _pytorch_value(value, syntax.keys[key].read)
 
     args: Dict[str, object] = dict(fixed)
     for key, spec in syntax.keys.items():
@@ -517,7 +536,75 @@ def _parse_token(text: str, index: int) -> LayerSpec:
             raise StackSyntaxError(f"{key} is required (write {hint})")
         elif spec.default is not None:
             args[key] = spec.default
+    if name.lower() in TORCH_CLASSES:
+        _torch_padding(TORCH_CLASSES[name.lower()][3], kind, args)
     return LayerSpec(kind, args, text, index, tuple(raw), bound)
+
+
+def _torch_padding(cls: str, kind: str, args) -> None:
+    """A PyTorch class name takes padding as PyTorch does: Conv takes 'valid'
+    and 'same' (the latter at stride 1 only), ConvTranspose no mode at all.
+    convcalc's own ``conv:…,p=same`` is TensorFlow's SAME, at any stride."""
+    p = args.get("p")
+    if not isinstance(p, str) or kind not in ("conv", "tconv"):
+        return
+    if kind == "tconv":
+        raise StackSyntaxError(f"{cls} takes no padding mode (PyTorch: padding is a number or "
+                               f"a tuple); tconv:…,p={p} is convcalc's own")
+    if p not in ("valid", "same"):
+        raise StackSyntaxError(f"{cls} takes padding 'valid' or 'same', not {p!r} (PyTorch); "
+                               f"conv:…,p={p} is convcalc's own")
+    if p == "same" and any(v != 1 for v in args["s"]):
+        raise StackSyntaxError(f"{cls} refuses padding='same' with stride "
+                               f"{'x'.join(map(str, args['s']))} (PyTorch: not supported for "
+                               f"strided convolutions); conv:…,p=same is TensorFlow's SAME, "
+                               f"which pads any stride")
+
+
+def _split_items(rest: str) -> List[str]:
+    """The arguments, split at the commas outside PyTorch's tuples (``k=(3, 3)``)."""
+    items, depth, start = [], 0, 0
+    for i, c in enumerate(rest):
+        if c in "([":
+            depth += 1
+            if depth > 1:
+                raise StackSyntaxError("a tuple inside a tuple; write k=(3,3) or k=3x3")
+        elif c in ")]":
+            depth -= 1
+            if depth < 0:
+                raise StackSyntaxError(f"{c!r} closes nothing")
+        elif c == "," and depth == 0:
+            items.append(rest[start:i])
+            start = i + 1
+    if depth:
+        raise StackSyntaxError("a tuple is not closed; write k=(3,3)")
+    items.append(rest[start:])
+    return items
+
+
+def _pytorch_value(value: str, read) -> str:
+    """PyTorch's spellings in the layer language: a tuple ``(3, 5)`` or
+    ``[3, 5]`` is per-dim ``3x5`` (``(3,)`` is 3), a quoted ``'same'`` is same."""
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    if value[0] not in "([":
+        return value
+    if value[-1] != {"(": ")", "[": "]"}[value[0]]:
+        raise StackSyntaxError(f"{_shown(value)}: a tuple ends where it began, "
+                               f"like (3,3) or [3,3]")
+    inner = [v for v in value[1:-1].split(",")]
+    if inner and inner[-1] == "" and len(inner) > 1:  # (3,) is a tuple of one
+        inner = inner[:-1]
+    if any(v == "" for v in inner):
+        raise StackSyntaxError(f"{_shown(value)}: an empty value in the tuple")
+    how = getattr(read, "tuples", "x")
+    if how == "raw":
+        return "(" + ",".join(inner) + ")"
+    return how.join(inner)
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _looks_like_key(item: str, syntax: KindSyntax) -> bool:

@@ -19,7 +19,7 @@ from fractions import Fraction
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Type
 
 from .errors import ShapeError, StackSyntaxError
-from .language import MAX_INT, LayerSpec
+from .language import MAX_INT, LayerSpec, TrailingPairs
 
 Shape = Tuple[int, ...]
 Pairs = Tuple[Tuple[int, int], ...]
@@ -119,7 +119,12 @@ def padding_lines(p, sizes, ks, ss, ds, pairs) -> List[str]:
         texts.append(f"total = max((⌈i/s⌉−1)·s + d·(k−1) + 1 − i, 0) = "
                      f"max((⌈{i}/{s}⌉−1)·{s} + {d}·({k}−1) + 1 − {i}, 0) = {b + a} "
                      f"→ {b} before, {a} after")
-    return [f"p={p} (odd unit at the {odd}): {t}" for t in per_dim_lines(texts)]
+    lines = [f"p={p} (odd unit at the {odd}): {t}" for t in per_dim_lines(texts)]
+    if any(s != 1 for s in ss):  # where the two frameworks part ways
+        shown = str(ss[0]) if len(set(ss)) == 1 else 'x'.join(map(str, ss))
+        lines.append(f"p={p} at stride {shown} is TensorFlow's "
+                     f"{p.upper()}: PyTorch's padding='same' refuses strides other than 1")
+    return lines
 
 
 def conv_output_lines(sizes, ks, ss, ds, pairs, outs, ceil: bool = False) -> List[str]:
@@ -997,7 +1002,7 @@ class Pad(Layer):
 
     def steps(self, shape):
         n = self.spatial(shape)
-        pairs = self.per_dim("p", n)
+        pairs = self._pairs(n)
         mode = self.spec["mode"]
         sizes = shape[2:]
         windows = []
@@ -1022,6 +1027,15 @@ class Pad(Layer):
         outs = tuple(w.out_size for w in windows)
         windows = tuple(windows)
         return [Step(shape, (*shape[:2], *outs), pairs, windows=windows)]
+
+    def _pairs(self, n: int) -> tuple:
+        p = self.spec["p"]
+        if not isinstance(p, TrailingPairs):
+            return self.per_dim("p", n)
+        if len(p) > n:  # PyTorch: "Padding length too large"
+            raise ShapeError(f"F.pad's tuple pads {len(p)} dims but the input has {n} spatial "
+                             f"dim{'s' if n != 1 else ''}")
+        return ((0, 0),) * (n - len(p)) + tuple(p)
 
     def explain(self, shape):
         (st,) = self.steps(shape)

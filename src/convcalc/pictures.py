@@ -134,9 +134,26 @@ def _matrix(np, w: Window):
     return m
 
 
+def _channels(a: Analysis, src: int) -> int:
+    return (a.input_shape if src < 0 else a.layers[src].output_shape)[1]
+
+
+def _share(a: Analysis, pos: int, src: int) -> float:
+    """The part of a join's gradient that reaches one input.  The gradient is
+    carried summed over channels; in a uniform-weight network every channel
+    of a tensor gets the same (a conv spreads it evenly over its inputs), so
+    a concat passes each input its share of the channels, and an add (or a
+    broadcast) passes each the whole."""
+    row = a.layers[pos]
+    if row.kind != "concat":
+        return 1.0
+    return _channels(a, src) / row.output_shape[1]
+
+
 def erf(a: Analysis, at: Sequence[int], target: int):
-    """|∂ output(at) / ∂ input| with uniform weights (Luo et al. 2016), exact
-    backpropagation over every path; an array over the input's spatial dims."""
+    """|∂ Σ_c output(c, at) / ∂ input| with uniform weights (Luo et al. 2016),
+    exact backpropagation over every path, summed over channels; an array
+    over the input's spatial dims."""
     import numpy as np
     rows = a.layers
     if any(s > MAX_ERF for r in rows[:target + 1] for s in r.spatial_sizes):
@@ -155,7 +172,7 @@ def erf(a: Analysis, at: Sequence[int], target: int):
                                  f"earlier layer with --layer")
             if any(w.stride == 0 for w in windows):
                 continue  # a broadcast gate: the local paths carry the positions
-            h = g
+            h = g * _share(a, pos, src)
             for axis, w in enumerate(windows or ()):
                 h = np.moveaxis(np.tensordot(h, _matrix(np, w), axes=([axis], [0])), -1, axis)
             grads[src] = grads[src] + h if src in grads else h
@@ -165,7 +182,9 @@ def erf(a: Analysis, at: Sequence[int], target: int):
 
 def erf_extent(g, share: float = 0.95) -> Tuple[Tuple[int, int], ...]:
     """Per dim, the smallest window around the peak holding ``share`` of the
-    gradient's marginal mass."""
+    gradient's marginal mass: grown from the peak (the middle of a flat top)
+    toward the larger neighbour, and both ways when they are equal, so a
+    symmetric field gives a symmetric window."""
     import numpy as np
     out = []
     for axis in range(g.ndim):
@@ -174,17 +193,26 @@ def erf_extent(g, share: float = 0.95) -> Tuple[Tuple[int, int], ...]:
         if total <= 0:
             out.append((0, -1))
             continue
-        lo = hi = int(np.argmax(marg))
-        mass = marg[lo]
-        while mass < share * total:
-            left = marg[lo - 1] if lo > 0 else -1
-            right = marg[hi + 1] if hi + 1 < len(marg) else -1
-            if right >= left:
+        tol = 1e-9 * float(marg.max())  # equal up to rounding: sums taken in other orders
+        peak = int(np.argmax(marg))
+        top = marg[peak] - tol
+        end = peak
+        while end + 1 < len(marg) and marg[end + 1] >= top:
+            end += 1
+        lo, hi = (peak + end) // 2, (peak + end + 1) // 2  # the middle one or two
+        mass = marg[lo:hi + 1].sum()
+        while mass < share * total - tol:
+            left = marg[lo - 1] if lo > 0 else -1.0
+            right = marg[hi + 1] if hi + 1 < len(marg) else -1.0
+            if abs(left - right) <= tol and left >= 0:
+                lo, hi = lo - 1, hi + 1
+                mass += left + right
+            elif right > left:
                 hi += 1
-                mass += marg[hi]
+                mass += right
             else:
                 lo -= 1
-                mass += marg[lo]
+                mass += left
         out.append((lo, hi))
     return tuple(out)
 

@@ -223,6 +223,10 @@ class ReceptiveField(NamedTuple):
     size: Tuple[int, ...]
     stride: Tuple[Fraction, ...]
     padding: Tuple[Fraction, ...]
+    # joined paths whose windows are not centered alike (a transposed-conv decoder
+    # beside its skip): per dim, how far apart their centers lie, in input
+    # positions; the size is then the bounding box over every path
+    offset: Optional[Tuple[Fraction, ...]] = None
 
     @property
     def start(self) -> Tuple[Fraction, ...]:
@@ -324,6 +328,8 @@ class PathState(NamedTuple):
     note: Optional[str] = None
     # where positions were mixed (dims None, note None): (the first layer to mix, how)
     mixed: Optional[Tuple[str, str]] = None
+    # joined paths centered apart: per dim, the largest spread of their centers
+    offset: Optional[Tuple[Fraction, ...]] = None
 
     @classmethod
     def start(cls, n_spatial: int) -> "PathState":
@@ -334,42 +340,44 @@ class PathState(NamedTuple):
             return self if (self.note or self.mixed or self.dims is None) else PathState(None)
         if not windows:
             return self
-        return PathState(tuple(m.then(w) for m, w in zip(self.dims, windows)))
+        return PathState(tuple(m.then(w) for m, w in zip(self.dims, windows)),
+                         offset=self.offset)
 
     @staticmethod
     def merge(states: Sequence["PathState"]) -> "PathState":
-        """Joined paths (add, concat): the union of their fields, when they
-        agree on the effective stride and are centered alike (Araujo et al.);
-        otherwise no number, and a note saying why."""
+        """Joined paths (add, concat): per position, the box of every path's
+        window.  With one effective stride that is a receptive field; when
+        the paths are not centered alike (Araujo et al.'s alignment) it is
+        still their bounding box, marked with how far apart the centers lie.
+        Different strides give no number, and a note saying why."""
         for st in states:
             if st.note:
                 return st
         if any(st.dims is None for st in states):
             return PathState(None)  # the caller says where
-        dims = []
+        dims, offset = [], []
         for d, maps in enumerate(zip(*(st.dims for st in states))):
             strides = sorted({m.stride for m in maps})
             if len(strides) > 1:
                 return PathState(None, f"joined paths have different effective strides "
                                        f"({' vs '.join(_frac(v) for v in strides)}, dim {d + 1})")
             joined = _DimMap.join(maps)
+            spread = max((st.offset[d] for st in states if st.offset), default=Fraction(0))
             for t in range(joined.T):
-                boxes = [b for b in (m.at(t) for m in maps) if b is not None]
-                centers = sorted({Fraction(lo + hi, 2) for lo, hi in boxes})
-                if len(centers) > 1:
-                    return PathState(None, f"joined paths are not aligned: output {t}'s windows "
-                                           f"are centered at "
-                                           f"{' vs '.join(_frac(v) for v in centers)} "
-                                           f"(dim {d + 1})")
+                centers = [Fraction(lo + hi, 2) for lo, hi in
+                           (b for b in (m.at(t) for m in maps) if b is not None)]
+                if centers:
+                    spread = max(spread, max(centers) - min(centers))
             dims.append(joined)
-        return PathState(tuple(dims))
+            offset.append(spread)
+        return PathState(tuple(dims), offset=tuple(offset) if any(offset) else None)
 
     def field(self) -> Optional[ReceptiveField]:
         if self.dims is None:
             return None
         parts = [m.summary() for m in self.dims]
         return ReceptiveField(tuple(r for r, _, _ in parts), tuple(s for _, s, _ in parts),
-                              tuple(p for _, _, p in parts))
+                              tuple(p for _, _, p in parts), self.offset)
 
 
 # ---------------------------------------------------------------------------
@@ -556,8 +564,10 @@ def explain_merge(paths: Sequence[PathState], after: PathState) -> List[str]:
     if after.dims is None:
         return ["receptive field: global"]
     field = after.field()
-    return [f"receptive field: union of {len(paths)} paths with the same stride and centers: "
-            f"r = {'x'.join(map(str, field.size))}, "
+    how = "the same stride and centers" if field.offset is None else \
+        f"the same stride, centers up to {'x'.join(map(_frac, field.offset))} apart"
+    return [f"receptive field: union of {len(paths)} paths with {how}: "
+            f"r = {'x'.join(map(str, field.size))} (their bounding box), "
             f"P = {'x'.join(_frac(p) for p in field.padding)}"]
 
 

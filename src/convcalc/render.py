@@ -48,8 +48,16 @@ def fmt_rf(rf: Optional[ReceptiveField], note: Optional[str] = None,
             return "misaligned" if "aligned" in note else "strides differ"
         return "global" if local is None else f"global; local {fmt_rf(local)}"
     stride = fmt_dims(rf.stride, fmt_fraction)
-    # a fractional stride in parentheses: "3 / (1/2)" reads as size 3, stride ½
-    return f"{fmt_dims(rf.size)} / {f'({stride})' if '/' in stride else stride}"
+    # a fractional stride in parentheses: "3 / (1/2)" reads as size 3, stride ½;
+    # a star: joined paths centered apart, the size their bounding box
+    star = "*" if rf.offset else ""
+    return f"{fmt_dims(rf.size)}{star} / {f'({stride})' if '/' in stride else stride}"
+
+
+def offset_note(rf: ReceptiveField) -> str:
+    """What the star of a misaligned field means."""
+    return (f"* joined paths are centered up to {fmt_dims(rf.offset, fmt_fraction)} input "
+            f"positions apart: the size is the bounding box over every path")
 
 
 def row_rf(r) -> str:
@@ -122,6 +130,7 @@ def shape_report(a: Analysis) -> Report:
         f"Total MACs: {t.macs:,} ({si(t.macs)}; FLOPs {si(t.flops)})"
         + ("" if a.count == "torch" else f", counted as {a.count} counts them"),
         f"Receptive field: {_network_rf(a)}",
+        *_misaligned_notes(a),
         # torchsummary's four lines, in MiB as it prints them
         f"Input size (MB): {m.input_bytes / MIB:.2f}",
         f"Forward/backward pass size (MB): {m.forward_backward_bytes / MIB:.2f}",
@@ -129,6 +138,13 @@ def shape_report(a: Analysis) -> Report:
         f"Estimated Total Size (MB): {m.total_bytes / MIB:.2f}",
     ]
     return Report(headers, rows, ("#", "params", "MACs", "memory"), summary, _notes(a))
+
+
+def _misaligned_notes(a: Analysis) -> List[str]:
+    """The footnote for the table's starred fields (the most offset one)."""
+    fields = [f for r in a.layers for f in (r.receptive_field, r.local_receptive_field)
+              if f is not None and f.offset]
+    return [offset_note(max(fields, key=lambda f: max(f.offset)))] if fields else []
 
 
 def _network_rf(a: Analysis) -> str:
@@ -157,13 +173,13 @@ def rf_report(a: Analysis) -> Report:
         else:
             label = ""
         cells = [fmt_rf(None, r.receptive_note), "", "", "", ""] if rf is None else [label +
-            fmt_dims(rf.size), fmt_dims(rf.stride, fmt_fraction),
+            fmt_dims(rf.size) + ("*" if rf.offset else ""), fmt_dims(rf.stride, fmt_fraction),
             fmt_dims(rf.padding, fmt_fraction), fmt_dims(rf.start, fmt_fraction),
             fmt_dims(rf.center, fmt_fraction)]
         rows.append([str(r.index), layer_label(r), fmt_shape(r.output_shape), *cells])
     headers, rows = _with_names(a, ("#", "layer", "output", "size r", "stride S", "padding P",
                                     "start", "center"), rows)
-    summary = [f"Receptive field: {_network_rf(a)}",
+    summary = [f"Receptive field: {_network_rf(a)}", *_misaligned_notes(a),
                "Output position u sees input [u·S − P, u·S − P + r − 1]; start = −P is where "
                "output 0's window begins, center its middle."]
     if any(r.receptive_field and any(s.denominator > 1 for s in r.receptive_field.stride)

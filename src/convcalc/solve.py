@@ -30,6 +30,8 @@ class LayerSolution:
     d: int
     padding: Tuple[int, int]  # before, after (a transposed conv: cropped)
     op: int  # output padding (transposed conv)
+    size_in: int = 0
+    ceil: bool = False  # a pool in ceil mode
 
     @property
     def token(self) -> str:
@@ -45,8 +47,17 @@ class LayerSolution:
             parts.append(f"d={self.d}")
         if self.op:
             parts.append(f"op={self.op}")
+        if self.ceil:
+            parts.append("ceil")
         head = {"conv": "conv:C,", "tconv": "tconv:C,"}.get(self.kind, f"{self.kind}:")
         return head + ",".join(parts)
+
+    @property
+    def size_out(self) -> int:
+        b, a = self.padding
+        if self.kind == "tconv":
+            return (self.size_in - 1) * self.s - b - a + self.d * (self.k - 1) + self.op + 1
+        return _pool_out(self.size_in, self.k, self.s, self.d, b, a, self.ceil)
 
     def formula(self, i: int) -> str:
         b, a = self.padding
@@ -54,22 +65,84 @@ class LayerSolution:
             o = (i - 1) * self.s - b - a + self.d * (self.k - 1) + self.op + 1
             return (f"({i}−1)·{self.s} − {b} − {a} + {self.d}·({self.k}−1) + {self.op} + 1 "
                     f"= {o}")
+        if self.ceil:
+            return (f"⌈({i} + {b} + {a} − {self.d}·({self.k}−1) − 1)/{self.s}⌉ + 1 "
+                    f"= {self.size_out}")
         o = (i + b + a - self.d * (self.k - 1) - 1) // self.s + 1
         return f"⌊({i} + {b} + {a} − {self.d}·({self.k}−1) − 1)/{self.s}⌋ + 1 = {o}"
 
+    # -- how a designer ranks them ------------------------------------------
+
+    @property
+    def in_pytorch(self) -> bool:
+        """Writable as the nn module's own arguments: one padding for both
+        sides (pools: at most half the kernel); else an F.pad comes first."""
+        b, a = self.padding
+        return b == a and (self.kind in ("conv", "tconv") or 2 * b <= self.k)
+
+    @property
+    def wasted(self) -> bool:
+        """Some output window reads padding only (k=1, s=3, p=55)."""
+        if self.kind == "tconv":
+            return False
+        b, _ = self.padding
+        i, o = self.size_in, self.size_out
+        return not (_reads_input(-b, self.d, self.k, i)
+                    and _reads_input((o - 1) * self.s - b, self.d, self.k, i))
+
+    @property
+    def loses(self) -> bool:
+        """Some input position is read by no window (a stride past the kernel,
+        or the last positions left over)."""
+        if self.kind == "tconv":
+            return False
+        b, _ = self.padding
+        span = self.d * (self.k - 1)
+        # the taps of consecutive windows hit every residue mod s, or leave gaps
+        residues = {j * self.d % self.s for j in range(min(self.k, self.s))}
+        return len(residues) < self.s or \
+            (self.size_out - 1) * self.s - b + span < self.size_in - 1
+
+    def rank(self) -> tuple:
+        return (self.wasted, not self.in_pytorch, self.ceil, self.loses,
+                sum(self.padding), self.op, self.k, self.s)
+
     def to_dict(self) -> dict:
         return {"token": self.token, "k": self.k, "s": self.s, "d": self.d,
-                "padding": list(self.padding), "op": self.op}
+                "padding": list(self.padding), "op": self.op, "ceil": self.ceil,
+                "in_pytorch": self.in_pytorch, "wasted": self.wasted, "loses": self.loses}
+
+
+def _reads_input(start: int, d: int, k: int, i: int) -> bool:
+    """Whether the taps start, start + d, …, start + d·(k−1) meet [0, i)."""
+    first = max(0, -(-(-start) // d))  # the first tap at or past 0
+    return first < k and start + first * d < i
+
+
+def _pool_out(i: int, k: int, s: int, d: int, b: int, a: int, ceil: bool) -> int:
+    """PyTorch's pooling output size (floor, or ceil with its rule that the
+    last window starts inside the input or the left padding)."""
+    top = i + b + a - d * (k - 1) - 1
+    if top < 0:
+        return 0
+    o = (top + (s - 1 if ceil else 0)) // s + 1
+    if ceil and (o - 1) * s >= i + b:
+        o -= 1
+    return o
 
 
 def solve_layer(kind: str, size_in: int, size_out: int, k: Optional[int] = None,
                 s: Optional[int] = None, d: int = 1) -> List[LayerSolution]:
-    """Every geometry of ``kind`` mapping ``size_in`` to ``size_out`` in one dim.
+    """Every geometry of ``kind`` mapping ``size_in`` to ``size_out`` in one dim,
+    best first: no window reading padding only, writable in the nn module
+    (symmetric padding), floor before ceil mode, every input read, then the
+    smallest padding, output padding, kernel and stride.
 
     Paddings are listed as (before, after) with the odd unit after (the
     TensorFlow 'SAME' convention) when the total is odd; pools keep PyTorch's
-    rule that each side is at most k/2; a transposed conv pads symmetrically
-    (as PyTorch does) and takes output padding below max(stride, dilation).
+    rule that each side is at most k/2, and are also tried in ceil mode; a
+    transposed conv pads symmetrically (as PyTorch does) and takes output
+    padding below max(stride, dilation).
     """
     if kind not in SOLVABLE:
         raise StackSyntaxError(f"solve knows {', '.join(SOLVABLE)}, not {kind!r}")
@@ -82,6 +155,10 @@ def solve_layer(kind: str, size_in: int, size_out: int, k: Optional[int] = None,
         raise StackSyntaxError(f"sizes, kernel, stride and dilation must be at most "
                                f"{MAX_INT:.0e}")
     found: List[LayerSolution] = []
+
+    def add(kk, ss, pads, op=0, ceil=False):
+        found.append(LayerSolution(kind, kk, ss, d, pads, op, size_in, ceil))
+
     for kk in ([k] if k else KERNELS):
         for ss in ([s] if s else STRIDES):
             span = d * (kk - 1)
@@ -90,7 +167,7 @@ def solve_layer(kind: str, size_in: int, size_out: int, k: Optional[int] = None,
                 base = (size_in - 1) * ss + span + 1 - size_out  # op = 2p − base
                 lo, hi = max(0, -(-base // 2)), min(span, (base + max(ss, d) - 1) // 2)
                 for p in range(lo, min(hi, lo + MAX_SOLUTIONS) + 1):
-                    found.append(LayerSolution(kind, kk, ss, d, (p, p), 2 * p - base))
+                    add(kk, ss, (p, p), 2 * p - base)
                 continue
             # floor((i + T − span − 1)/s) + 1 = o  ⇔  T in [(o−1)s + span + 1 − i, … + s − 1]
             low = (size_out - 1) * ss + span + 1 - size_in
@@ -99,8 +176,15 @@ def solve_layer(kind: str, size_in: int, size_out: int, k: Optional[int] = None,
                 before, after = total // 2, total - total // 2
                 if kind != "conv" and 2 * after > kk:
                     continue  # PyTorch: pool padding at most half the kernel
-                found.append(LayerSolution(kind, kk, ss, d, (before, after), 0))
-    found.sort(key=lambda x: (x.k, x.s, sum(x.padding), x.padding[1] != x.padding[0], x.op))
+                add(kk, ss, (before, after))
+            if kind != "conv":  # ceil mode, where it gives another size than floor
+                # (symmetric padding only: an F.pad before a ceil-mode pool moves
+                # the rule's "inside the input or the left padding")
+                for p in range(0, min(kk // 2, MAX_SOLUTIONS) + 1):
+                    if _pool_out(size_in, kk, ss, d, p, p, True) == size_out != \
+                            _pool_out(size_in, kk, ss, d, p, p, False):
+                        add(kk, ss, (p, p), ceil=True)
+    found.sort(key=LayerSolution.rank)
     return found[:MAX_SOLUTIONS]
 
 
