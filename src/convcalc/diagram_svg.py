@@ -157,6 +157,11 @@ def svg(a: Analysis) -> str:
     for i, b in enumerate(boxes):
         lw = b.label_width
         x_min = right + GAP
+        if i and bands[i] > bands[i - 1]:  # the step down runs past the last block's labels
+            prev = boxes[i - 1]
+            x_min = max(x_min, prev.cx + prev.label_width / 2 + CHAR - b.w / 2)
+        elif i and bands[i] < bands[i - 1]:  # the step up runs left of this block's labels
+            x_min = max(x_min, boxes[i - 1].cx + lw / 2 + CHAR - b.w / 2)
         cx, row = min((max(x_min + b.w / 2, label_right[bands[i], k] + CHAR + lw / 2), k)
                       for k in (0, 1))
         b.cx, b.row = cx, row
@@ -310,11 +315,12 @@ def _hover(a: Analysis, b: Block, most: int = 40) -> str:
 def _connector(boxes: List[_Box], s: int, t: int, straight: bool, lane: Optional[float]) -> str:
     a, b = boxes[s], boxes[t]
     kind = "flow" if t == s + 1 else "skip"
-    if kind == "flow":
-        x0, x1 = a.cx + a.w / 2, b.cx - b.w / 2
-        mid = (x0 + x1) / 2
-        d = (f"M{x0:.1f},{a.cy:.1f} H{mid:.1f} V{b.cy:.1f} H{x1:.1f}" if a.cy != b.cy
-             else f"M{x0:.1f},{a.cy:.1f} H{x1:.1f}")
+    if kind == "flow" and a.cy < b.cy:  # down: along the level, then into the top
+        d = f"M{a.cx + a.w / 2:.1f},{a.cy:.1f} H{b.cx:.1f} V{b.cy - b.h / 2:.1f}"
+    elif kind == "flow" and a.cy > b.cy:  # up: out of the top, then along the level
+        d = f"M{a.cx:.1f},{a.cy - a.h / 2:.1f} V{b.cy:.1f} H{b.cx - b.w / 2:.1f}"
+    elif kind == "flow":
+        d = f"M{a.cx + a.w / 2:.1f},{a.cy:.1f} H{b.cx - b.w / 2:.1f}"
     elif straight:
         d = f"M{a.cx + a.w / 2:.1f},{a.cy:.1f} H{b.cx - b.w / 2:.1f}"
     else:
