@@ -506,9 +506,12 @@ def shape(layers, files, input_shape, dtype, fmt, explain, verify, seed, max_mem
 @click.option("--erf", is_flag=True,
               help="The effective receptive field (Luo et al. 2016) of --at (default: the "
                    "output's center) as a heatmap: |∂y/∂x| with uniform weights.")
+@click.option("--svg", "svg_path", metavar="FILE",
+              help="With --erf: also write the heatmap as SVG, with the box of 95% of the "
+                   "gradient mass, the theoretical region and a colour scale.")
 @verify_options
-def rf(layers, files, input_shape, dtype, fmt, explain, at, layer, show, erf, verify, seed,
-       max_memory):
+def rf(layers, files, input_shape, dtype, fmt, explain, at, layer, show, erf, svg_path, verify,
+       seed, max_memory):
     """Receptive field per layer: size r, effective stride S, effective padding P.
 
     \b
@@ -520,11 +523,15 @@ def rf(layers, files, input_shape, dtype, fmt, explain, at, layer, show, erf, ve
     from .analysis import region_at
     a = run_analysis(layers, files, input_shape, dtype, explain)
     v = run_verify(a, seed, max_memory) if verify else None
+    if svg_path is not None and not erf:
+        raise click.UsageError("--svg goes with --erf (the heatmap); draw one layer's "
+                               "arithmetic with 'convcalc draw'")
     if erf:
         if show:
             raise click.UsageError("--show draws --at's exact region and --erf its own "
                                    "heatmap: use one of them")
-        return _erf(a, at, layer, fmt, v)
+        return _erf(a, at, layer, fmt, v, svg_path, [f.name for f in files if f.name != "<stdin>"]
+                    + list(layers))
     if at is None:
         if layer is not None or show:
             raise click.UsageError(f"{'--layer' if layer is not None else '--show'} goes with "
@@ -541,6 +548,74 @@ def rf(layers, files, input_shape, dtype, fmt, explain, at, layer, show, erf, ve
     finish(fmt, lines, reg.to_dict(), render.region_csv(reg), v)
 
 
+@cli.command()
+@click.argument("layers", nargs=-1, metavar="LAYER", shell_complete=complete_layer)
+@click.option("-i", "--input", "input_shape", metavar="SHAPE",
+              help="Input shape, batch first: 1x1x7x7 (2-D) or 1x1x9 (1-D).")
+@format_option
+@click.option("--svg", "svg_path", metavar="FILE",
+              help="Write an animated SVG: one frame per output position, looping (the first "
+                   "frame shows in viewers without animation).")
+@click.option("--at", "at", metavar="POS", callback=parse_position,
+              help="Only this output position (3,5).")
+@click.option("--frames", "max_frames", type=click.IntRange(min=1), metavar="N",
+              help="At most N frames, the first output positions in order (default: 64 in the "
+                   "terminal; every position, up to 4096, in --svg and --format json).")
+@click.option("--ascii", "ascii_only", is_flag=True,
+              help="Plain ASCII cells (the default when the terminal is not UTF-8).")
+def draw(layers, input_shape, fmt, svg_path, at, max_frames, ascii_only):
+    """The conv arithmetic of one layer, position by position.
+
+    \b
+    The input grid with its padding cells (a transposed conv's inserted
+    zeros), the kernel's footprint with its dilation holes, the output grid,
+    and which inputs each output position reads (with the weights of an
+    average pool or an interpolation). Examples:
+      convcalc draw conv:1,k=3,d=2,p=same -i 1x1x7x7
+      convcalc draw tconv:1,k=3,s=2,p=1,op=1 -i 1x1x3x3 --svg tconv.svg
+      convcalc draw up:2,mode=bilinear -i 1x1x3x3 --at 1,4
+    """
+    from . import arithmetic, layer_pictures, render
+    if len(layers) != 1:  # one line (SPEC §6), exit 2
+        raise StackSyntaxError("draw takes one layer token" + (
+            f", got {len(layers)}: {' '.join(_printable(t) for t in layers[:4])}"
+            f"{' …' if len(layers) > 4 else ''}" if layers else " (e.g. conv:1,k=3,p=1)"))
+    if input_shape is None:
+        raise StackSyntaxError("draw needs -i/--input SHAPE (e.g. -i 1x1x7x7)")
+    pic = arithmetic.picture(layers[0], input_shape)
+    if at is not None:
+        frames, cut = [pic.frame(at)], None
+    else:
+        terminal = svg_path is None and fmt in ("table", "markdown")
+        cap = max_frames or (64 if terminal else arithmetic.MAX_FRAMES)
+        frames = [pic.frame(p) for _, p in zip(range(cap), pic.positions())]
+        cut = None if len(frames) == pic.count else (
+            f"(the first {len(frames)} of {pic.count} output positions; --frames N or --at POS "
+            f"for others)")
+    if svg_path is not None:
+        from .importing import write_atomically
+        write_atomically(svg_path, layer_pictures.svg(pic, frames, cut), option="--svg")
+        if fmt in ("table", "markdown"):
+            click.echo(f"Wrote {_printable(svg_path)}: {len(frames)} frame"
+                       f"{'s' if len(frames) != 1 else ''} of {_printable(pic.token)} on "
+                       f"{_fmt_shape(pic.input_shape)}")
+            return
+    ascii_only = ascii_only or not _utf8_stdout()
+    doc = arithmetic.to_dict(pic, frames)
+    csv_rows = [[*f.at, *cell, arithmetic.weight_number(w)]
+                for f in frames for cell, w in sorted(f.reads.items())]
+    names = ("y", "x") if len(pic.dims) == 2 else ("x",)
+    header = [f"at_{n}" for n in names] + [f"in_{n}" for n in names] + ["weight"]
+    lines = [] if fmt not in ("table", "markdown") else \
+        layer_pictures.text(pic, frames, ascii_only, cut)
+    emit(fmt, lines, doc, render.csv_text(header, csv_rows))
+
+
+def _utf8_stdout() -> bool:
+    enc = getattr(sys.stdout, "encoding", None) or ""
+    return enc.lower().replace("-", "").startswith("utf")
+
+
 def _shape_option(ctx, param, value):
     from .language import parse_shape
     if value is None:
@@ -551,7 +626,7 @@ def _shape_option(ctx, param, value):
         raise click.BadParameter(e.reason) from None
 
 
-def _erf(a, at, layer, fmt, v) -> None:
+def _erf(a, at, layer, fmt, v, svg_path=None, inputs=()) -> None:
     from . import pictures, render
     from .analysis import region_at
     target = len(a.layers) - 1
@@ -563,14 +638,25 @@ def _erf(a, at, layer, fmt, v) -> None:
     out = a.layers[target].spatial_sizes
     if at is None:
         at = tuple(n // 2 for n in out)
-    region_at(a, at, a.layers[target].index)  # validates the position and the path
+    reg = region_at(a, at, a.layers[target].index)  # validates the position and the path
     g = pictures.erf(a, at, target)
     ext = pictures.erf_extent(g)
+    if svg_path is not None:
+        from .heatmap_svg import erf_svg
+        from .importing import write_atomically
+        row = a.layers[target]
+        title = (f"Effective receptive field of output {','.join(map(str, at))} of layer "
+                 f"{row.index} ({row.spec}) on {_fmt_shape(a.input_shape)}")
+        write_atomically(svg_path, erf_svg(g, ext, title, reg.region),
+                         inputs=[t.lstrip("@") for t in inputs], option="--svg")
     doc = {"at": list(at), "layer": a.layers[target].index,
            "extent_95": [list(e) for e in ext],
            # seven significant digits: a gradient of 1e-9 of the peak is not 0
            "erf": [[float(f"{x:.7g}") for x in row] for row in g.reshape(-1, g.shape[-1])]}
-    finish(fmt, pictures.erf_lines(a, at, target, g), doc,
+    lines = pictures.erf_lines(a, at, target, g)
+    if svg_path is not None:
+        lines.append(f"Wrote {_printable(svg_path)}")
+    finish(fmt, lines, doc,
            render.csv_text([f"x{i}" for i in range(g.shape[-1])], doc["erf"]), v)
 
 

@@ -91,13 +91,14 @@ def _is_module(obj) -> bool:
                for c in type(obj).__mro__)
 
 
-def write_atomically(path: str, text: str, inputs: Sequence[str] = ()) -> None:
+def write_atomically(path: str, text: str, inputs: Sequence[str] = (), option: str = "-o"
+                     ) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same folder
     and a rename, so a failed run leaves what was there; never over an input."""
     target = os.path.abspath(path)
     if os.path.exists(target) and any(
             name and os.path.exists(name) and os.path.samefile(name, target) for name in inputs):
-        raise StackSyntaxError(f"-o {path}: that is an input of this command; refusing to "
+        raise StackSyntaxError(f"{option} {path}: that is an input of this command; refusing to "
                                f"overwrite it")
     folder = os.path.dirname(target) or "."
     tmp = os.path.join(folder, f".{os.path.basename(target)}.{os.getpid()}.tmp")

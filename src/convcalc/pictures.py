@@ -35,8 +35,8 @@ def region_grid(a: Analysis, reg: Region) -> List[str]:
     n = len(spatial)
     # the padding the window reads, up to MARGIN positions past each border: a
     # deep net's unclipped window can reach hundreds of positions out
-    reach_lo = [min(0, *(min(p[d]) for p in reg.positions_unclipped)) for d in range(n)]
-    reach_hi = [max(s - 1, *(max(p[d]) for p in reg.positions_unclipped))
+    reach_lo = [min([0, *(min(p[d]) for p in reg.positions_unclipped)]) for d in range(n)]
+    reach_hi = [max([s - 1, *(max(p[d]) for p in reg.positions_unclipped)])
                 for d, s in enumerate(spatial)]
     lo = [max(v, -MARGIN) for v in reach_lo]
     hi = [min(v, s - 1 + MARGIN) for v, s in zip(reach_hi, spatial)]
