@@ -798,3 +798,22 @@ def test_huge_upsample_scale_torch_rejects():
     t = pytest.importorskip("torch")
     with pytest.raises(RuntimeError):
         t.nn.functional.interpolate(t.zeros(1, 1, 8, 8, device="meta"), scale_factor=1e20)
+
+
+def test_avgpool3d_asymmetric_padding_checks_the_padded_input():
+    # p=same, k=4, s=2x1x1 on 4x3x2: totals 2, 3, 3 → pairs 1:1, 1:2, 1:2; an
+    # asymmetric pad runs as F.pad then the pool, which sees 6x6x5 ≥ 4: the output
+    # is ⌊(6−4)/2⌋+1, 6−4+1, 5−4+1 = 2x3x2 (found by a live conformance case)
+    tok = "avgpool:4,p=same,count_include_pad=false,s=2x1x1"
+    a = convcalc.analyze([tok], (1, 1, 4, 3, 2))
+    assert a.output_shape == (1, 1, 2, 3, 2)
+    assert a.layers[0].padding == ((1, 1), (1, 2), (1, 2))
+    # symmetric padding goes into avg_pool3d itself, which checks 4x3x2 < 4x4x4
+    with pytest.raises(ShapeError, match="smaller than the kernel"):
+        convcalc.analyze(["avgpool:4,p=1,s=1"], (1, 1, 4, 3, 2))
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    x = F.pad(torch.zeros(1, 1, 4, 3, 2), (1, 2, 1, 2, 1, 1))
+    assert tuple(F.avg_pool3d(x, 4, (2, 1, 1)).shape) == a.output_shape
+    with pytest.raises(RuntimeError, match="smaller than kernel size"):
+        F.avg_pool3d(torch.zeros(1, 1, 4, 3, 2), 4, 1, 1)

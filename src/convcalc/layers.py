@@ -586,10 +586,16 @@ class Pool(Layer):
         else:
             pairs = self.per_dim("p", n)
             self._check_pad(pairs, ks)
-        if self.kind == "avgpool" and n == 3 and any(i < k for i, k in zip(sizes, ks)):
-            # PyTorch's avg_pool3d alone checks the unpadded input against the kernel
-            raise ShapeError(f"input {_join(sizes)} is smaller than the kernel {_join(ks)} "
-                             f"(3-D average pooling does not count padding here)")
+        # PyTorch's avg_pool3d alone checks its input against the kernel: the unpadded
+        # input, or, where asymmetric padding needs an F.pad first, the padded one
+        seen = sizes if all(b == a for b, a in pairs) else \
+            tuple(i + b + a for i, (b, a) in zip(sizes, pairs))
+        if self.kind == "avgpool" and n == 3 and any(i < k for i, k in zip(seen, ks)):
+            raise ShapeError(f"input {_join(seen)} is smaller than the kernel {_join(ks)} "
+                             f"(3-D average pooling does not count padding here)"
+                             if seen == sizes else
+                             f"input {_join(sizes)} padded to {_join(seen)} is smaller than "
+                             f"the kernel {_join(ks)} (3-D average pooling)")
         outs = []
         for i, k, s, (b, a), d in zip(sizes, ks, ss, pairs, ds):
             room = i + b + a - d * (k - 1) - 1
