@@ -1,7 +1,6 @@
-"""Pictures: the --show grid, the effective receptive field, the SVG diagram."""
+"""Pictures: the --show grid and the effective receptive field (the SVG
+diagram: tests/test_diagram.py)."""
 from __future__ import annotations
-
-import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
@@ -10,7 +9,7 @@ from click.testing import CliRunner
 import convcalc
 from convcalc.analysis import region_at
 from convcalc.cli import cli
-from convcalc.pictures import erf, erf_extent, region_grid, svg
+from convcalc.pictures import erf, erf_extent, region_grid
 
 
 def test_show_grid_drawn_by_hand():
@@ -86,17 +85,3 @@ def test_erf_cli_formats():
     assert max(max(row) for row in doc["erf"]) == 1.0
     r = CliRunner().invoke(cli, ["rf", "@mnist", "--erf"])
     assert r.exit_code == 3 and "mixes every position" in r.stderr
-
-
-def test_svg_diagram(tmp_path):
-    out = tmp_path / "net.svg"
-    r = CliRunner().invoke(cli, ["shape", "@resnet18", "--svg", str(out), "--format", "json"])
-    assert r.exit_code == 0
-    root = ET.fromstring(out.read_text())
-    ns = {"s": "http://www.w3.org/2000/svg"}
-    a = convcalc.analyze(["@resnet18"], (1, 3, 224, 224))
-    assert len(root.findall(".//s:rect", ns)) == len(a.layers)
-    skips = sum(1 for pos, row in enumerate(a.layers) for src, _ in row.inputs if src != pos - 1)
-    assert len(root.findall(".//s:path[@marker-end]", ns)) == skips
-    assert skips == 8 + 3  # 8 adds, 3 'from' rows of the downsample shortcuts
-    assert svg(a).startswith("<svg")

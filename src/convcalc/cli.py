@@ -609,8 +609,8 @@ def parse_position(ctx, param, value):
 @explain_option
 @verify_options
 @click.option("--svg", "svg_file", metavar="FILE",
-              help="Also write a diagram of the stack as SVG (blocks sized by shape, arrows "
-                   "for skips).")
+              help="Also write an architecture diagram as SVG: blocks placed by resolution "
+                   "level (a U-Net draws as a U), sized by shape, skips as connectors.")
 @click.option("--count", type=click.Choice(["torch", "fvcore", "ptflops", "thop"]),
               default="torch", show_default=True,
               help="Count MACs and FLOPs as this tool does (torch: torch.utils.flop_counter).")
@@ -634,7 +634,7 @@ def shape(layers, files, input_shape, dtype, fmt, explain, verify, seed, max_mem
         from .conventions import recount
         a = recount(a, count)
     if svg_file is not None:
-        from .pictures import svg
+        from .diagram_svg import svg
         write_output_file(svg_file, svg(a), sources, "--svg")
     if depth is not None:
         from .analysis import group_by_depth

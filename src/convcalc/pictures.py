@@ -1,5 +1,5 @@
-"""Pictures: the region one output sees as a character grid, the effective
-receptive field as a heatmap, and the stack as an SVG diagram.
+"""Pictures: the region one output sees as a character grid and the effective
+receptive field as a heatmap (the stack's SVG diagram: diagram_svg).
 
 Plain text and plain SVG, no new dependency; numpy only for the heatmap.
 """
@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
-from html import escape
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from .analysis import Analysis, Region
@@ -283,64 +282,3 @@ def erf_lines(a: Analysis, at: Sequence[int], target: int, g) -> List[str]:
                  + (f"; the theoretical receptive field is {'x'.join(map(str, rf.size))}"
                     if rf else ""))
     return lines
-
-
-# ---------------------------------------------------------------------------
-# SVG diagram
-# ---------------------------------------------------------------------------
-
-COLORS = {"conv": "#4e79a7", "sepconv": "#4e79a7", "tconv": "#f28e2b", "up": "#e15759",
-          "maxpool": "#76b7b2", "avgpool": "#76b7b2", "aavgpool": "#76b7b2",
-          "amaxpool": "#76b7b2", "gap": "#76b7b2", "linear": "#59a14f", "bn": "#bab0ac",
-          "act": "#d4d4d4", "dropout": "#d4d4d4", "flatten": "#d4d4d4", "add": "#edc948",
-          "concat": "#edc948", "crop": "#edc948", "save": "#ffffff", "from": "#ffffff",
-          "mul": "#edc948", "ln": "#bab0ac", "ln2d": "#bab0ac", "gn": "#bab0ac",
-          "instnorm": "#bab0ac", "pixelshuffle": "#e15759", "pixelunshuffle": "#76b7b2",
-          "pad": "#9c755f"}
-
-
-def svg(a: Analysis) -> str:
-    """Blocks left to right, height by spatial size and width by channels
-    (both on log scales), arrows for every input that is not the previous row."""
-    rows = a.layers
-    gap, base = 14, 230
-    xs, boxes = [], []
-    x = 20
-    for r in rows:
-        spatial = max(r.spatial_sizes, default=1)
-        ch = r.output_shape[1] if len(r.output_shape) > 1 and not r.axes else 1
-        h = 16 + 18 * math.log2(spatial + 1)
-        w = 8 + 4 * math.log2(ch + 1) if r.kind not in ("save", "from") else 6
-        xs.append(x)
-        boxes.append((x, base - h / 2, w, h))
-        x += w + gap
-    width, height = x + 200, base * 2 + 60  # room for the last slanted labels
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height}" '
-           f'viewBox="0 0 {width:.0f} {height}" font-family="sans-serif" font-size="9">',
-           '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="6" '
-           'markerHeight="6" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#555"/></marker>'
-           '</defs>',
-           f'<text x="20" y="20" font-size="12">input {"x".join(map(str, a.input_shape))} → '
-           f'output {"x".join(map(str, a.output_shape))}</text>']
-    for pos, (r, (bx, by, bw, bh)) in enumerate(zip(rows, boxes)):
-        color = COLORS.get(r.kind, "#cccccc")
-        label = escape(r.spec + (f" ({r.part})" if r.part else ""))
-        shape = "x".join(map(str, r.output_shape))
-        out.append(f'<g><title>{r.index} {label}: {shape}</title>'
-                   f'<rect x="{bx:.1f}" y="{by:.1f}" width="{bw:.1f}" height="{bh:.1f}" '
-                   f'fill="{color}" stroke="#333" stroke-width="0.6"/></g>')
-        out.append(f'<text transform="translate({bx + bw / 2:.1f},{by + bh + 6:.1f}) rotate(60)"'
-                   f'>{r.index} {label} · {shape}</text>')
-        for src, _ in r.inputs:
-            if src == pos - 1:
-                continue
-            sx = 10 if src < 0 else boxes[src][0] + boxes[src][2] / 2
-            sy = base if src < 0 else boxes[src][1]
-            ex, ey = bx + bw / 2, by
-            lift = min(base - 40, 30 + 0.15 * (ex - sx))
-            top = min(sy, ey) - lift
-            out.append(f'<path d="M{sx:.1f},{sy:.1f} C{sx:.1f},{top:.1f} {ex:.1f},{top:.1f} '
-                       f'{ex:.1f},{ey:.1f}" fill="none" stroke="#555" stroke-width="1" '
-                       f'marker-end="url(#arrow)"/>')
-    out.append("</svg>")
-    return "\n".join(out) + "\n"
