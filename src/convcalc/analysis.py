@@ -313,6 +313,10 @@ def _walk(specs, layers, shape: Shape, width: int, explain: bool, receptive: boo
 
     def shape_of(name: str) -> Shape:
         return graph.shape(graph.lookup(name))
+    # a layer's steps depend on its values and its input shape only: a stack that
+    # repeats a token at one shape (10^5 conv/relu pairs) works each out once
+    # (specs of one token text share their args, see parse_stack)
+    known_steps: dict = {}
     for L, (spec, layer) in enumerate(zip(specs, layers)):
         if at_layer is not None:
             at_layer(graph, L)
@@ -324,8 +328,14 @@ def _walk(specs, layers, shape: Shape, width: int, explain: bool, receptive: boo
             else:
                 here = graph.shape(graph.cur)
                 layer.check_rank(here)
-                layer = layer.bind(shape_of)
-                steps = layer.steps(here)
+                bound = layer.bind(shape_of)
+                if bound is layer:
+                    key = (spec.kind, id(spec.args), here)
+                    steps = known_steps.get(key)
+                    if steps is None:
+                        steps = known_steps[key] = layer.steps(here)
+                else:  # size=NAME: a value read from the graph
+                    layer, steps = bound, bound.steps(here)
                 notes = layer.explain(here) if explain else [()] * len(steps)
         except ConvcalcError as e:
             raise e.located(spec.index, spec.text)
@@ -405,7 +415,13 @@ def spatial_sizes(shape: Shape, axes: Tuple) -> Tuple[int, ...]:
 
 
 def _standard(rank: int) -> Tuple:
-    return ("N", "C", *range(rank - 2))
+    axes = _STANDARD.get(rank)
+    if axes is None:  # every row asks: one tuple per rank
+        axes = _STANDARD[rank] = ("N", "C", *range(rank - 2))
+    return axes
+
+
+_STANDARD: dict = {}
 
 
 def _spatial_windows(windows, axes: Tuple, shape: Shape, n: int):

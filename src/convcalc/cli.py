@@ -7,6 +7,7 @@ input.  Every error is one or two lines on stderr, never a traceback.
 from __future__ import annotations
 
 import errno
+import gc
 import os
 import sys
 from typing import List, Optional, Sequence, Tuple
@@ -1104,6 +1105,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     output side can raise -- a closed or full stdout is exit 3 with one line,
     a reader that left early is silence, Ctrl-C is exit 130."""
     _spell_ascii_where_needed()
+    # one short run whose results hold no cycles: the collector would only walk
+    # the growing heap of rows and their rendering again and again
+    gc.disable()
     if sys.stdout is None:  # started with fd 1 closed (>&-): every write must fail, not vanish
         sys.stdout = _ClosedStdout()
     try:

@@ -273,6 +273,14 @@ class _DimMap:
         return min(los), max(his)
 
     def then(self, w: Window) -> "_DimMap":
+        if self.T == 1 and w.kind == "conv" and type(self.stride) is int:
+            # the common case, one position a period: the box of the window's
+            # two end taps, without building one period of tap ranges
+            lo, hi, step = self.lo[0], self.hi[0], self._shift
+            if lo is not None:
+                first = -w.pad
+                return _DimMap(self.stride * w.stride, (lo + first * step,),
+                               (hi + (first + w.dilation * (w.k - 1)) * step,))
         p, shift = period(w)
         stride = _whole(self.stride * shift if p == 1 else self.stride * Fraction(shift, p))
         # the new period: a multiple of the layer's, moving this map by whole periods
@@ -320,6 +328,8 @@ class _DimMap:
 
     def summary(self) -> Tuple[int, Fraction, Fraction]:
         """(r, S, P) over one period."""
+        if self.T == 1 and type(self.stride) is int and self.lo[0] is not None:
+            return self.hi[0] - self.lo[0] + 1, self.stride, -self.lo[0]
         spans = [(t, lo, hi) for t, (lo, hi) in enumerate(zip(self.lo, self.hi)) if lo is not None]
         if not spans:
             return 0, self.stride, 0
@@ -396,10 +406,11 @@ class PathState(NamedTuple):
             joined = _DimMap.join(maps)
             spread = max((st.offset[d] for st in states if st.offset), default=Fraction(0))
             for t in range(joined.T):
-                centers = [Fraction(lo + hi, 2) for lo, hi in
-                           (b for b in (m.at(t) for m in maps) if b is not None)]
-                if centers:
-                    spread = max(spread, max(centers) - min(centers))
+                # centers as lo + hi, twice the center: ints, one Fraction at most
+                twice = [lo + hi for lo, hi in
+                         (b for b in (m.at(t) for m in maps) if b is not None)]
+                if twice and max(twice) != min(twice):
+                    spread = max(spread, Fraction(max(twice) - min(twice), 2))
             dims.append(joined)
             offset.append(spread)
         return PathState(tuple(dims), offset=tuple(offset) if any(offset) else None)
