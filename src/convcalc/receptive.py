@@ -235,7 +235,9 @@ class ReceptiveField(NamedTuple):
 
     @property
     def center(self) -> Tuple[Fraction, ...]:
-        return tuple(-p + Fraction(r - 1, 2) for r, p in zip(self.size, self.padding))
+        # an int where whole: a Fraction per row and dim was most of `rf`'s table
+        return tuple((r - 1) // 2 - p if r % 2 else Fraction(r - 1, 2) - p
+                     for r, p in zip(self.size, self.padding))
 
 
 class _DimMap:

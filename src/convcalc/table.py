@@ -105,6 +105,10 @@ def draw(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[
         head = [BOLD + line + RESET for line in head]
     last = len(widths) - 1
     rule = "╇".join("━" * (w + (j > 0) + (j < last)) for j, w in enumerate(widths))
-    body = [line for r in rows for line in lines_of([r[j] for j in keep], " │ ")]
+    if width is None:  # every column at its natural width: a row is one line
+        cols = list(zip(keep, widths, flush))
+        body = [" │ ".join([_pad(r[j], w, f) for j, w, f in cols]) for r in rows]
+    else:
+        body = [line for r in rows for line in lines_of([r[j] for j in keep], " │ ")]
     left_out = [h for j, h in enumerate(headers) if j not in keep]
     return head + [rule] + body, left_out
