@@ -8,7 +8,8 @@
    convcalc; µs per row should stay flat.
 2. Joins: DenseNet-like stacks where layer i concatenates every earlier
    layer's output; µs per join input should stay flat.
-3. Whole processes (issue 14): a 10^5-token stack file in every format, and
+3. Whole processes (issue 14): 10^5-token stack files (conv/relu, and
+   conv/bn/relu/save/conv/add blocks) in every format and as `rf`, and
    280 `up:1.1` in a row (exact scale factors), in seconds.
 """
 from __future__ import annotations
@@ -74,6 +75,12 @@ for k in (10, 30, 100, 300):
 """
 
 
+STACKS = {"conv/relu": ["conv:8,k=3,p=1", "relu"],
+          "resblocks": ["conv:8,k=3,p=1", "bn", "relu", "save:a", "conv:8,k=3,p=1", "add:a"]}
+COMMANDS = [("shape", f) for f in ("table", "json", "csv", "markdown")] + \
+    [("rf", f) for f in ("table", "json")]
+
+
 def timed(inst, args):
     t = time.perf_counter()
     inst.run(args, check=True, stdout=open(os.devnull, "w"))
@@ -90,12 +97,13 @@ def main():
     print("2. DenseNet-like joins (layer i concatenates all earlier ones)")
     print(in_venv(inst, JOINS, str(args.repeat)), end="")
     print("3. whole processes")
-    with tempfile.NamedTemporaryFile("w", suffix=".stack", delete=False) as f:
-        f.write("\n".join(["conv:8,k=3,p=1", "relu"] * (args.max_rows // 2)) + "\n")
-    for fmt in ("table", "json", "csv", "markdown"):
-        t = timed(inst, ["shape", "-i", "1x8x32x32", "-f", f.name, "--format", fmt])
-        print(f"  {args.max_rows:,} tokens, --format {fmt:<9} {t:8.2f} s")
-    os.unlink(f.name)
+    for label, block in STACKS.items():
+        with tempfile.NamedTemporaryFile("w", suffix=".stack", delete=False) as f:
+            f.write("\n".join(block * (args.max_rows // len(block))) + "\n")
+        for cmd, fmt in COMMANDS:
+            t = timed(inst, [cmd, "-i", "1x8x32x32", "-f", f.name, "--format", fmt])
+            print(f"  {args.max_rows:,} tokens {label:<10} {cmd:<5} --format {fmt:<9} {t:8.2f} s")
+        os.unlink(f.name)
     for fmt in ("table", "json"):
         t = timed(inst, ["shape", "-i", "1x1x4x4", *["up:1.1"] * 280, "--format", fmt])
         print(f"  280 x up:1.1, --format {fmt:<15} {t:8.2f} s")

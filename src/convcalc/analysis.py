@@ -5,7 +5,6 @@ dataclasses; :meth:`Analysis.to_dict` is the JSON contract of SPEC.md §5.
 """
 from __future__ import annotations
 
-import gc
 import math
 import re
 from dataclasses import dataclass, replace
@@ -13,6 +12,7 @@ from fractions import Fraction
 from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from . import receptive as rfmath
+from .collector import paused
 from .errors import ConvcalcError, ShapeError, StackSyntaxError, quoted, shown
 from .language import DTYPES, LayerSpec, default_input, parse_shape, parse_stack
 from .layers import DIM_NAMES, GraphLayer, Pairs, Shape, Step, Window, build, fmt_shape
@@ -106,6 +106,7 @@ class Analysis:
     mixed_by: Optional[str] = None
     local_receptive_field: Optional[ReceptiveField] = None
 
+    @paused
     def to_dict(self) -> dict:
         return {
             "input_shape": list(self.input_shape),
@@ -141,6 +142,7 @@ class Analysis:
             "layer": last.index, **({"name": last.name} if last.name else {}),
             "local": last.receptive_field is None, **rf_dict(rf)}}
 
+    @paused
     def rf_dict(self) -> dict:
         """The ``convcalc rf --format json`` document."""
         def layer(r: Row) -> dict:
@@ -205,6 +207,7 @@ def row_dict(r: Row) -> dict:
     return d
 
 
+@paused
 def analyze(stack: Sequence[Union[str, LayerSpec]],
             input_shape: Union[str, Sequence[int], None] = None, dtype: str = "float32",
             explain: bool = False, receptive: bool = True) -> Analysis:
@@ -230,15 +233,7 @@ def analyze(stack: Sequence[Union[str, LayerSpec]],
     if any(s is None for s in specs):
         specs = parse_stack([s.text if isinstance(s, LayerSpec) else s for s in stack])
     layers = [build(s) for s in specs]
-    # rows, windows and maps are not cyclic: the collector would only walk
-    # the growing heap again and again (10^5 rows spent a third there)
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        graph = _walk(specs, layers, shape, width, explain, receptive)
-    finally:
-        if collecting:
-            gc.enable()
+    graph = _walk(specs, layers, shape, width, explain, receptive)
     return _analysis(graph, shape, width, dtype)
 
 

@@ -15,6 +15,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from .analysis import MIB, Analysis, Region, Row, last_field_row
 from .bignum import fraction_text, int_text, is_huge
+from .collector import paused
 from .layers import DIM_NAMES, fmt_shape
 from .receptive import ReceptiveField
 from .table import BOLD, RESET, SPACES, draw, wrap
@@ -128,6 +129,7 @@ def _with_names(a: Analysis, headers, rows):
         [cells[0], r.name or "", *cells[1:]] for r, cells in zip(a.layers, rows)]
 
 
+@paused
 def shape_report(a: Analysis) -> Report:
     rows = [[str(r.index), layer_label(r), fmt_shape(r.output_shape), fmt_padding(r.padding),
              row_rf(r), f"{r.params:,}", si(r.macs),
@@ -175,6 +177,7 @@ def _network_rf(a: Analysis) -> str:
             f"at layer {last.index} ({layer_label(last)})")
 
 
+@paused
 def rf_report(a: Analysis) -> Report:
     rows = []
     for r in a.layers:
@@ -266,6 +269,7 @@ def _placeholders(value, found: List[int]):
     return value
 
 
+@paused
 def dump_json(data) -> str:
     """JSON for people and scripts alike: the top level one key a line, each
     item of a list of objects (layers, checks, solutions) on a line of its own,
@@ -301,6 +305,7 @@ def csv_text(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
     return buf.getvalue()
 
 
+@paused
 def shape_csv(a: Analysis) -> str:
     rows = []
     named = _named(a)  # an imported model's source names, as the last column
@@ -317,6 +322,7 @@ def shape_csv(a: Analysis) -> str:
                      "rf_stride", "rf_padding", *(("name",) if named else ())), rows)
 
 
+@paused
 def rf_csv(a: Analysis) -> str:
     rows = []
     for r in a.layers:
@@ -338,6 +344,7 @@ def region_csv(reg: Region) -> str:
     return csv_text(("dim", "at", "start", "end", "unclipped_start", "unclipped_end"), rows)
 
 
+@paused
 def markdown(report: Report) -> str:
     def esc(s: str) -> str:
         return s.replace("|", "\\|")
@@ -351,6 +358,7 @@ def markdown(report: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
+@paused
 def table_lines(report: Report, width: Optional[int] = None, bold: bool = False) -> List[str]:
     """The table format: the table, a note naming any column left out to fit
     ``width`` (a terminal's; None: no limit), the summary and the formulas."""
