@@ -462,6 +462,16 @@ class _Graph:
         self.n = len(shape) - 2
         self.names = {"input": -1}
         self.cur = -1
+        self._last_field = (None, None)
+
+    def _field(self, state: PathState) -> Optional[ReceptiveField]:
+        """A state's field; a row that passes its input's state on (an
+        activation, a save) shares the field its input row computed."""
+        last, field = self._last_field
+        if state is not last:
+            field = state.field()
+            self._last_field = (state, field)
+        return field
 
     def step(self, spec: LayerSpec, st: Step, lines, explain: bool) -> None:
         """Add the row for one step: map its windows to spatial dims, carry both
@@ -500,7 +510,7 @@ class _Graph:
         act = math.prod(st.output_shape) * width if st.allocates else 0
         self.rows.append(Row(
             spec.index, spec.kind, spec.text, st.part, st.input_shape, st.output_shape,
-            st.padding, st.params, st.buffers, st.macs, act, path.field(), inputs[0][1],
+            st.padding, st.params, st.buffers, st.macs, act, self._field(path), inputs[0][1],
             tuple(lines), inputs, path.note, mixed_by=path.mixed and path.mixed[1],
             local_receptive_field=local_state.field() if path.dims is None else None,
             axes=() if out_axes == _standard(len(out_axes)) else out_axes,

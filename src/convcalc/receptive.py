@@ -420,9 +420,10 @@ class PathState(NamedTuple):
     def field(self) -> Optional[ReceptiveField]:
         if self.dims is None:
             return None
-        parts = [m.summary() for m in self.dims]
-        return ReceptiveField(tuple(r for r, _, _ in parts), tuple(s for _, s, _ in parts),
-                              tuple(p for _, _, p in parts), self.offset)
+        if not self.dims:
+            return ReceptiveField((), (), (), self.offset)
+        size, stride, padding = zip(*[m.summary() for m in self.dims])
+        return ReceptiveField(size, stride, padding, self.offset)
 
 
 # ---------------------------------------------------------------------------
