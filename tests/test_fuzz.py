@@ -595,7 +595,7 @@ def reproducible(test):
 
 @pytest.fixture(scope="module", autouse=True)
 def warm_up():
-    """Import rich, numpy and the renderers once, outside the per-example deadline."""
+    """Import numpy and the renderers once, outside the per-example deadline."""
     for argv in (["shape", "-i", "1x3x8x8", "conv:4,k=3", "relu", "--verify"],
                  ["rf", "-i", "1x3x8x8", "conv:4,k=3", "--at", "1,1"], ["models"]):
         CliRunner().invoke(cli, argv)
