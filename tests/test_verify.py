@@ -105,6 +105,39 @@ def test_a_wrong_receptive_field_is_caught():
     assert "impulse" in v.failures[0]
 
 
+@pytest.mark.parametrize("tokens, claim", [
+    (["conv:8,k=3", "gn:2"], ()),  # gn mixes every position: claimed to mix none
+    (["conv:8,k=3", "ln:3"], ()),  # ln's weights span C x H x W: the check runs uncropped
+    (["conv:8,k=3", "bn"], (0, 1)),  # bn mixes none: claimed to mix both dims
+])
+def test_a_wrong_dependency_claim_is_caught(tokens, claim):
+    # the 12x12 input leaves 10x10 after the conv: the check changes position 5,5
+    a = convcalc.analyze(tokens, (1, 4, 12, 12))
+    rows = list(a.layers)
+    rows[1] = dataclasses.replace(rows[1], mixes=claim)
+    v = verify(dataclasses.replace(a, layers=tuple(rows)))
+    assert v.receptive_field is False and v.shapes and v.params
+    assert "changing input position 5,5" in v.failures[0], v.failures
+
+
+def test_weights_read_the_seeded_pool_round_and_round():
+    import numpy as np
+    from convcalc import ops
+    from convcalc.verify import POOL, _Runner
+    runner = _Runner(np, ops, np.random.default_rng(7))
+    first = runner.weights(4, 3, 3, 3)
+    pool = np.random.default_rng(7).random(POOL, dtype=np.float32) * 2 - 1
+    # 1/sqrt(fan-in 27), in float32 as the weights are
+    scale = np.float32(1 / 27 ** 0.5)
+    assert first.shape == (4, 3, 3, 3) and first.dtype == np.float32
+    assert np.array_equal(first.ravel(), pool[:108] * scale)
+    big = runner.weights(3, POOL)  # longer than the pool: it wraps, twice
+    scale = np.float32(1 / POOL ** 0.5)
+    want = np.concatenate([pool[108:], pool, pool, pool[:108]])
+    assert big.shape == (3, POOL) and np.array_equal(big.ravel(), want * scale)
+    assert np.abs(big).max() <= scale and np.unique(big).size > POOL // 2
+
+
 def test_memory_guard_says_how_much():
     a = convcalc.analyze(["conv:64,k=3,p=1"], (1, 64, 512, 512))
     need = peak_bytes(a)

@@ -1019,11 +1019,14 @@ def upsample(input, size=None, scale_factor=None, mode: str = "nearest", align_c
 
 def _normalized(x: np.ndarray, mean, var, eps: float, w, b) -> np.ndarray:
     """(x − mean)/√(var + eps), then the affine weight and bias (the norms' last step)."""
-    y = (x - mean) * (1 / np.sqrt(var + x.dtype.type(eps)))
-    if w is not None:
-        y = y * w
-    if b is not None:
-        y = y + b
+    y = x - mean
+    for v, op in ((1 / np.sqrt(var + x.dtype.type(eps)), np.multiply), (w, np.multiply),
+                  (b, np.add)):
+        if v is None:
+            continue
+        # in place when nothing widens: the same arithmetic without a temporary per step
+        fits = np.result_type(y, v) == y.dtype and np.broadcast_shapes(y.shape, np.shape(v)) == y.shape
+        y = op(y, v, out=y) if fits else op(y, v)
     return y.astype(x.dtype, copy=False)
 
 
