@@ -593,21 +593,17 @@ def _pytorch_value(value: str, read) -> str:
     if value[0] not in "([":
         return value
     if value[-1] != {"(": ")", "[": "]"}[value[0]]:
-        raise StackSyntaxError(f"{_shown(value)}: a tuple ends where it began, "
+        raise StackSyntaxError(f"{shown(value, 40)}: a tuple ends where it began, "
                                f"like (3,3) or [3,3]")
     inner = [v for v in value[1:-1].split(",")]
     if inner and inner[-1] == "" and len(inner) > 1:  # (3,) is a tuple of one
         inner = inner[:-1]
     if any(v == "" for v in inner):
-        raise StackSyntaxError(f"{_shown(value)}: an empty value in the tuple")
+        raise StackSyntaxError(f"{shown(value, 40)}: an empty value in the tuple")
     how = getattr(read, "tuples", "x")
     if how == "raw":
         return "(" + ",".join(inner) + ")"
     return how.join(inner)
-
-
-def _shown(text: str, limit: int = 40) -> str:
-    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _looks_like_key(item: str, syntax: KindSyntax) -> bool:
