@@ -12,6 +12,7 @@ from typing import Any, List, Optional, Sequence
 
 from .analysis import Analysis, analyze, inexact, last_field_row, rf_dict
 from .errors import ConvcalcError
+from .render import offset_text
 
 JOINS = ("add", "mul", "concat", "cat", "crop")
 
@@ -124,11 +125,7 @@ def _min_rf(a: Analysis, n: int) -> Check:
     else:
         note = None
     if rf.offset:  # the size bounds every path; how far apart they lie is a remark
-        spread = sorted({str(v) for v in rf.offset})  # Fractions read 7, 1/2
-        off = f"joined paths centered up to {spread[0]} input positions apart" \
-            if len(spread) == 1 else \
-            f"joined paths centered up to {'x'.join(map(str, rf.offset))} apart"
-        note = f"{note}; {off}" if note else off
+        note = f"{note}; {offset_text(rf)}" if note else offset_text(rf)
     if note:
         shown += f" ({note})"
     return Check("min_rf", n, rf_dict(rf), min(rf.size) >= n, expected, shown, note, layer)

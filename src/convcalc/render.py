@@ -47,8 +47,8 @@ def fmt_padding(pairs, collapse: bool = True) -> str:
 def fmt_rf(rf: Optional[ReceptiveField], note: Optional[str] = None,
            local: Optional[ReceptiveField] = None) -> str:
     if rf is None:
-        if note:
-            return "misaligned" if "aligned" in note else "strides differ"
+        if note:  # the only paths without a number: different effective strides
+            return "strides differ"
         return "global" if local is None else f"global; local {fmt_rf(local)}"
     stride = fmt_dims(rf.stride, fmt_fraction)
     # a fractional stride in parentheses: "3 / (1/2)" reads as size 3, stride ½;
@@ -57,10 +57,14 @@ def fmt_rf(rf: Optional[ReceptiveField], note: Optional[str] = None,
     return f"{fmt_dims(rf.size)}{star} / {f'({stride})' if '/' in stride else stride}"
 
 
+def offset_text(rf: ReceptiveField) -> str:
+    """How far apart the centers of a misaligned field's joined paths lie."""
+    return f"joined paths are centered up to {fmt_dims(rf.offset)} input positions apart"
+
+
 def offset_note(rf: ReceptiveField) -> str:
     """What the star of a misaligned field means."""
-    return (f"* joined paths are centered up to {fmt_dims(rf.offset, fmt_fraction)} input "
-            f"positions apart: the size is the bounding box over every path")
+    return f"* {offset_text(rf)}: the size is the bounding box over every path"
 
 
 def row_rf(r) -> str:
