@@ -8,6 +8,7 @@ tconv        o = (i − 1)s − 2p + d(k−1) + op + 1,  0 ≤ op < max(s, d).
 from __future__ import annotations
 
 import json
+import random
 import re
 
 import pytest
@@ -547,6 +548,36 @@ def test_solve_lists_every_tconv_solution():
             assert got == want, (i, o, sorted(want - got), sorted(got - want))
             n += len(got)
     assert n > 100
+
+
+@pytest.mark.parametrize("kind", ["conv", "tconv", "maxpool", "avgpool"])
+def test_solve_counts_huge_ranges_without_listing_them(kind):
+    # CI's fuzz hang: k = s = 10⁶ took 43 s (a set of 10⁶ residues per solution,
+    # per sort key). Now the count is exact and only the best are listed.
+    rng = random.Random(15)
+    for _ in range(40):
+        k, s = rng.randint(1, 900), rng.randint(1, 900)
+        d = 1 if kind == "avgpool" else rng.randint(1, 3)
+        i, o = rng.randint(1, 40), rng.randint(1, 6)
+        if kind == "tconv":
+            o = rng.randint(max(1, (i - 1) * s - d * (k - 1)), (i - 1) * s + d * (k - 1) + 1)
+        want = _brute(kind, i, o, k, s, d)
+        got = solve_layer(kind, i, o, k, s, d)
+        assert got.total == len(want), (kind, i, o, k, s, d)
+        listed = {(x.k, x.s, *x.padding, "ceil" if x.ceil else x.op) for x in got}
+        assert listed <= want and len(listed) == min(len(want), 200)
+    # by hand: 1 → 1 with k = s = 10⁶ takes a total padding T with
+    # ⌊(1 + T − 999999 − 1)/10⁶⌋ = 0, T in [999999, 1999998]: 10⁶ ways; the best
+    # 200 are the symmetric ones p = 500000 … 500199 (T odd is asymmetric)
+    if kind == "conv":
+        doc = solve_json("conv", "--in", 1, "--out", 1, "-k", 10**6, "-s", 10**6,
+                         "--limit", 0)
+        assert doc["total"] == 10**6
+        assert [x["padding"] for x in doc["solutions"]] == \
+            [[p, p] for p in range(500000, 500200)]
+        r = run("solve", "conv", "--in", 1, "--out", 1, "-k", 10**6, "-s", 10**6)
+        assert "1,000,000 ways to map 1 → 1 with conv; the best 10 (--limit 0 lists the " \
+               "best 200)" in r.stdout
 
 
 def test_solve_ranks_as_a_designer_wants_and_caps_the_list():

@@ -933,7 +933,7 @@ def _solve_layer_command(kind: str):
         every = solve_layer(kind, size_in, size_out, kernel, stride, dilation)
         found = every[:limit] if limit else every
         doc = {"ok": bool(found), "kind": kind, "in": size_in, "out": size_out,
-               "total": len(every), "solutions": [x.to_dict() for x in found]}
+               "total": every.total, "solutions": [x.to_dict() for x in found]}
         csv_header = ("token", "before", "after", "op", "ceil")
         if not found:
             if fmt == "json":  # a document whatever happened, as check prints one (SPEC §6)
@@ -945,9 +945,15 @@ def _solve_layer_command(kind: str):
         rows = [[x.token, render.fmt_padding((x.padding,)), str(x.op), x.formula(size_in),
                  _solution_notes(x)] for x in found]
         heads = ("layer", "crop" if kind == "tconv" else "padding", "op", "check", "note")
-        ways = f"{len(every)} way{'' if len(every) == 1 else 's'}"
-        shown = f"; the best {len(found)} (--limit 0 lists all)" if len(found) < len(every) \
-            else ""
+        total = every.total
+        ways = f"{total:,} way{'' if total == 1 else 's'}"
+        if len(found) == total:
+            shown = ""
+        elif len(found) < len(every):
+            lists = "all" if len(every) == total else f"the best {len(every)}"
+            shown = f"; the best {len(found)} (--limit 0 lists {lists})"
+        else:  # solve_layer keeps the best MAX_SOLUTIONS of a huge range
+            shown = f"; the best {len(found)}, the most it lists"
         emit(fmt, render.Report(heads, rows, (),
                                 [f"{ways} to map {size_in} → {size_out} with {kind}{shown}",
                                  SOLVE_ORDER[kind]]),

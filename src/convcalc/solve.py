@@ -8,8 +8,9 @@ a range through the full analysis.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from .analysis import analyze, inexact, rounding_free
 from .errors import ConvcalcError, StackSyntaxError
@@ -100,9 +101,10 @@ class LayerSolution:
             return False
         b, _ = self.padding
         span = self.d * (self.k - 1)
-        # the taps of consecutive windows hit every residue mod s, or leave gaps
-        residues = {j * self.d % self.s for j in range(min(self.k, self.s))}
-        return len(residues) < self.s or \
+        # the taps j·d (j < k) hit every residue mod s only when gcd(d, s) = 1
+        # and k ≥ s: the multiples of d mod s cycle through s / gcd(d, s) values
+        covers = math.gcd(self.d, self.s) == 1 and self.k >= self.s
+        return not covers or \
             (self.size_out - 1) * self.s - b + span < self.size_in - 1
 
     def rank(self) -> tuple:
@@ -157,6 +159,10 @@ def solve_layer(kind: str, size_in: int, size_out: int, k: Optional[int] = None,
         raise StackSyntaxError(f"sizes, kernel, stride and dilation must be at most "
                                f"{MAX_INT:.0e}")
     found: List[LayerSolution] = []
+    count = 0  # every solution, though only the first few of each range are listed
+    # a range's best are its smallest paddings, and half of those are
+    # asymmetric: listing 2·MAX + 1 of each keeps the global best MAX exact
+    listed = 2 * MAX_SOLUTIONS + 1
 
     def add(kk, ss, pads, op=0, ceil=False):
         found.append(LayerSolution(kind, kk, ss, d, pads, op, size_in, ceil))
@@ -168,26 +174,53 @@ def solve_layer(kind: str, size_in: int, size_out: int, k: Optional[int] = None,
                 # o = (i−1)s − 2p + span + op + 1 with 0 ≤ op < max(s, d): p in a range
                 base = (size_in - 1) * ss + span + 1 - size_out  # op = 2p − base
                 lo, hi = max(0, -(-base // 2)), min(span, (base + max(ss, d) - 1) // 2)
-                for p in range(lo, min(hi, lo + MAX_SOLUTIONS) + 1):
+                count += max(0, hi - lo + 1)
+                for p in range(lo, min(hi, lo + listed - 1) + 1):
                     add(kk, ss, (p, p), 2 * p - base)
                 continue
             # floor((i + T − span − 1)/s) + 1 = o  ⇔  T in [(o−1)s + span + 1 − i, … + s − 1]
-            low = (size_out - 1) * ss + span + 1 - size_in
-            top = low + ss - 1 if kind == "conv" else min(low + ss - 1, kk)  # pools: ≤ k/2 a side
-            for total in range(max(low, 0), min(top, max(low, 0) + MAX_SOLUTIONS) + 1):
-                before, after = total // 2, total - total // 2
-                if kind != "conv" and 2 * after > kk:
-                    continue  # PyTorch: pool padding at most half the kernel
-                add(kk, ss, (before, after))
+            low = max(0, (size_out - 1) * ss + span + 1 - size_in)
+            top = (size_out - 1) * ss + span - size_in + ss
+            if kind != "conv":  # PyTorch: pool padding at most half the kernel a side
+                top = min(top, 2 * (kk // 2))
+            count += max(0, top - low + 1)
+            for total in range(low, min(top, low + listed - 1) + 1):
+                add(kk, ss, (total // 2, total - total // 2))
             if kind != "conv":  # ceil mode, where it gives another size than floor
                 # (symmetric padding only: an F.pad before a ceil-mode pool moves
                 # the rule's "inside the input or the left padding")
-                for p in range(0, min(kk // 2, MAX_SOLUTIONS) + 1):
-                    if _pool_out(size_in, kk, ss, d, p, p, True) == size_out != \
-                            _pool_out(size_in, kk, ss, d, p, p, False):
-                        add(kk, ss, (p, p), ceil=True)
+                def out(p, ceil, kk=kk, ss=ss):
+                    return _pool_out(size_in, kk, ss, d, p, p, ceil)
+                # both sizes grow with p and ceil's is floor's or one more, so the
+                # p where ceil gives o and floor does not are one run at the start
+                first = _first(kk // 2, lambda p: out(p, True) >= size_out)
+                last = min(_first(kk // 2, lambda p: out(p, True) > size_out),
+                           _first(kk // 2, lambda p: out(p, False) >= size_out)) - 1
+                count += max(0, last - first + 1)
+                for p in range(first, min(last, first + listed - 1) + 1):
+                    add(kk, ss, (p, p), ceil=True)
     found.sort(key=LayerSolution.rank)
-    return found[:MAX_SOLUTIONS]
+    return LayerSolutions(found[:MAX_SOLUTIONS], count)
+
+
+def _first(high: int, grown: Callable[[int], bool]) -> int:
+    """The least p in [0, high] where the monotone ``grown`` holds, else high + 1."""
+    lo, hi = 0, high + 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if grown(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+class LayerSolutions(list):
+    """The best solutions (at most MAX_SOLUTIONS), and how many there are."""
+
+    def __init__(self, best, total: int):
+        super().__init__(best)
+        self.total = total
 
 
 @dataclass(frozen=True)
