@@ -119,6 +119,8 @@ def main(argv=None):
               flush=True)
     GOLDEN.write_text("{\n" + ",\n".join(f"  {json.dumps(k)}: {json.dumps(golden[k])}"
                                          for k in sorted(golden)) + "\n}\n")
+    from convcalc.model_index import INDEX, index_text  # `convcalc models` reads it
+    Path(INDEX).write_text(index_text(), encoding="utf-8")
 
 
 if __name__ == "__main__":
