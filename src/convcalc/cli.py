@@ -197,9 +197,38 @@ OUTPUT_ERRNOS = {getattr(errno, n) for n in ("EPIPE", "ENOSPC", "EBADF", "EIO", 
                  if hasattr(errno, n)}
 
 
+def _quick_short_options(parser):
+    """click tries ``-i`` as a long option first, and the error that sends it on
+    to the short options imports difflib and gettext's catalogues to suggest
+    spellings no one sees (4 ms of every start-up); a bare error does the same."""
+    long_match = getattr(parser, "_match_long_opt", None)
+    if long_match is None or not hasattr(parser, "_long_opt"):  # another click
+        return parser
+
+    def match(opt, explicit_value, state):
+        if opt not in parser._long_opt and opt[:2] not in parser._opt_prefixes:
+            raise click.NoSuchOption(opt, message=opt, ctx=parser.ctx)
+        return long_match(opt, explicit_value, state)
+
+    parser._match_long_opt = match
+    return parser
+
+
+class Command(click.Command):
+    def make_parser(self, ctx):
+        return _quick_short_options(super().make_parser(ctx))
+
+
+class Group(click.Group):
+    command_class = Command
+
+
 class App(click.Group):
     """Turns engine errors into exit codes, and anything unexpected into one line;
     with ``--format json`` an error is also a JSON document on stdout (SPEC §6)."""
+
+    command_class = Command
+    group_class = Group
 
     def make_context(self, *args, **kwargs):
         try:
@@ -420,10 +449,12 @@ def complete_layer(ctx, param, incomplete: str):
     """Shell completion: @model names after '@', else layer kinds and their keys."""
     from click.shell_completion import CompletionItem
 
-    from .language import ALIASES, KINDS, TORCH_CLASSES, builtin_models
+    from .language import ALIASES, KINDS, TORCH_CLASSES
     if incomplete.startswith("@"):
-        return [CompletionItem("@" + name, help=stack.description)
-                for name, stack in builtin_models().items() if name.startswith(incomplete[1:])]
+        from .model_index import model_entries
+        return [CompletionItem("@" + e["name"], help=e["description"])
+                for e in sorted(model_entries(), key=lambda e: e["name"])
+                if e["name"].startswith(incomplete[1:])]
     kind, colon, rest = incomplete.partition(":")
     classes = {cls: base for base, _, _, cls in TORCH_CLASSES.values()}
     bases = {**{n: n for n in KINDS}, **{n: a[0] for n, a in ALIASES.items()}, **classes}
@@ -1047,23 +1078,8 @@ def import_command(model, torch_ref, input_shape, out_file):
 def models(fmt):
     """List the built-in model stacks (use them as @NAME)."""
     from . import render
-    from .analysis import analyze
-    from .language import builtin_models
-    entries = []
-    for name, stack in builtin_models().items():
-        meta = stack.meta
-        if "params" in meta and "macs" in meta:  # a generated file states its totals
-            params, macs = int(meta["params"]), int(meta["macs"])
-        else:
-            try:
-                totals = analyze(stack.tokens, stack.input_shape, receptive=False).totals
-                params, macs = totals.params, totals.macs
-            except ConvcalcError:  # a model shown failing at its default input
-                params = macs = None
-        entries.append({"name": name, "family": meta.get("family", ""),
-                        "description": stack.description, "input": list(stack.input_shape),
-                        "layers": len(stack.tokens), "params": params, "macs": macs})
-    entries.sort(key=lambda e: (e["family"].lower(), e["name"]))
+    from .model_index import model_entries
+    entries = model_entries()
     csv_rows = [[e["name"], e["family"], e["description"], render.fmt_shape(e["input"]),
                  e["layers"], e["params"], e["macs"]] for e in entries]
     emit(fmt, lambda: render.models_report(entries), entries,
