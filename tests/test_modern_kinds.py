@@ -302,31 +302,27 @@ def test_verify_passes_through_every_new_kind():
 
 def test_verify_catches_a_false_dependency_claim():
     """A forged row that says gn keeps positions apart (or bn mixes them) fails."""
-    from dataclasses import replace
-
     from convcalc.verify import verify
     a = convcalc.analyze(["conv:4,k=3,p=1", "gn:2"], (1, 4, 8, 8))
     rows = list(a.layers)
-    rows[1] = replace(rows[1], mixes=())
-    v = verify(replace(a, layers=tuple(rows)))
+    rows[1] = rows[1]._replace(mixes=())
+    v = verify(a._replace(layers=tuple(rows)))
     assert not v.receptive_field and "moved 64 output positions" in v.failures[0]
     a = convcalc.analyze(["conv:4,k=3,p=1", "bn"], (1, 4, 8, 8))
     rows = list(a.layers)
-    rows[1] = replace(rows[1], mixes=(0, 1))
-    v = verify(replace(a, layers=tuple(rows)))
+    rows[1] = rows[1]._replace(mixes=(0, 1))
+    v = verify(a._replace(layers=tuple(rows)))
     assert not v.receptive_field and "moved 1 output positions" in v.failures[0]
 
 
 def test_verify_catches_a_wrong_pixel_shuffle_map():
     """The impulse through the real pixel shuffle lights exactly one position per
     input position's r x r block; a forged 'keeps positions' window fails."""
-    from dataclasses import replace
-
     from convcalc.verify import verify
     a = convcalc.analyze(["pixelshuffle:2"], (1, 4, 4, 4))
     assert verify(a).ok
-    row = replace(a.layers[0], inputs=((-1, ()),))
-    v = verify(replace(a, layers=(row,)))
+    row = a.layers[0]._replace(inputs=((-1, ()),))
+    v = verify(a._replace(layers=(row,)))
     assert not v.receptive_field
 
 

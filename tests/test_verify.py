@@ -1,7 +1,6 @@
 """--verify: the analysis against the NumPy ops, and that a wrong analysis is caught."""
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import pytest
@@ -86,8 +85,8 @@ def test_mixed_stack_verifies_and_counts():
 def test_a_wrong_row_is_caught(field, value, check):
     a = convcalc.analyze(STACK, (2, 3, 15, 17))
     rows = list(a.layers)
-    rows[0] = dataclasses.replace(rows[0], **{field: value})
-    v = verify(dataclasses.replace(a, layers=tuple(rows)))
+    rows[0] = rows[0]._replace(**{field: value})
+    v = verify(a._replace(layers=tuple(rows)))
     assert getattr(v, check) is False
     assert not v.ok
     assert v.failures[0].startswith("layer 1 (conv:6,k=3,p=1,pm=reflect)")
@@ -97,9 +96,9 @@ def test_a_wrong_receptive_field_is_caught():
     a = convcalc.analyze(STACK, (2, 3, 15, 17))
     rows = list(a.layers)
     # pretend the first conv had a 1x1 kernel: its impulse response is wider
-    narrow = tuple(dataclasses.replace(x, k=1, pad=0) for x in rows[0].windows)
-    rows[0] = dataclasses.replace(rows[0], windows=narrow, inputs=((-1, narrow),))
-    v = verify(dataclasses.replace(a, layers=tuple(rows)))
+    narrow = tuple(x._replace(k=1, pad=0) for x in rows[0].windows)
+    rows[0] = rows[0]._replace(windows=narrow, inputs=((-1, narrow),))
+    v = verify(a._replace(layers=tuple(rows)))
     assert v.receptive_field is False
     assert v.shapes and v.params
     assert "impulse" in v.failures[0]
@@ -114,8 +113,8 @@ def test_a_wrong_dependency_claim_is_caught(tokens, claim):
     # the 12x12 input leaves 10x10 after the conv: the check changes position 5,5
     a = convcalc.analyze(tokens, (1, 4, 12, 12))
     rows = list(a.layers)
-    rows[1] = dataclasses.replace(rows[1], mixes=claim)
-    v = verify(dataclasses.replace(a, layers=tuple(rows)))
+    rows[1] = rows[1]._replace(mixes=claim)
+    v = verify(a._replace(layers=tuple(rows)))
     assert v.receptive_field is False and v.shapes and v.params
     assert "changing input position 5,5" in v.failures[0], v.failures
 
@@ -178,8 +177,8 @@ def test_cli_verify_failure_exits_1(monkeypatch):
 
     def wrong(a, *args, **kw):
         rows = list(a.layers)
-        rows[1] = dataclasses.replace(rows[1], params=rows[1].params + 1)
-        return real(dataclasses.replace(a, layers=tuple(rows)), *args, **kw)
+        rows[1] = rows[1]._replace(params=rows[1].params + 1)
+        return real(a._replace(layers=tuple(rows)), *args, **kw)
     monkeypatch.setattr(verify_module, "verify", wrong)
     r = run("shape", "@mnist", "--verify")
     assert r.exit_code == 1

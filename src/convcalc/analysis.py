@@ -1,13 +1,12 @@
 """Walk a stack from an input shape: one row per PyTorch layer, and the totals.
 
-:func:`analyze` is the engine's front door.  It returns plain frozen
-dataclasses; :meth:`Analysis.to_dict` is the JSON contract of SPEC.md §5.
+:func:`analyze` is the engine's front door.  It returns plain named
+tuples (immutable; ``row._replace(macs=…)`` derives another); :meth:`Analysis.to_dict` is the JSON contract of SPEC.md §5.
 """
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
 
@@ -21,8 +20,7 @@ from .receptive import PathState, ReceptiveField
 MIB = 1024 ** 2
 
 
-@dataclass(frozen=True)
-class Row:
+class Row(NamedTuple):
     """One PyTorch layer: a token, or one half of a ``sepconv``."""
 
     index: int  # 1-based position of the token in the (expanded) stack
@@ -92,8 +90,7 @@ class Memory(NamedTuple):
         return self.input_bytes + self.forward_backward_bytes + self.param_bytes
 
 
-@dataclass(frozen=True)
-class Analysis:
+class Analysis(NamedTuple):
     input_shape: Shape
     output_shape: Shape
     dtype: str
@@ -386,14 +383,14 @@ def group_by_depth(a: Analysis, depth: int) -> Analysis:
             rows.append(last)
             continue
         counted = [r.counted_flops for r in g if r.counted_flops is not None]
-        rows.append(replace(
-            last, index=g[0].index, kind="group", spec=f"{len(g)} layers", part=None,
+        rows.append(last._replace(
+            index=g[0].index, kind="group", spec=f"{len(g)} layers", part=None,
             input_shape=g[0].input_shape, padding=None, params=sum(r.params for r in g),
             buffers=sum(r.buffers for r in g), macs=sum(r.macs for r in g),
             activation_bytes=sum(r.activation_bytes for r in g), explain=(),
             counted_flops=sum(counted) if counted else None, count_note=None,
             name=key or last.name))
-    return replace(a, layers=tuple(rows))
+    return a._replace(layers=tuple(rows))
 
 
 def last_field_row(a: Analysis) -> Optional[Row]:

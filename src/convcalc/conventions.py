@@ -484,16 +484,15 @@ def row_cost(row, convention: str, batch: Optional[int] = None) -> Cost:
 def recount(a, convention: str):
     """The analysis with every row's MACs and FLOPs as ``convention``'s tool
     counts them (``--count``), totals summed again."""
-    import dataclasses
     if convention == "torch":
         return a
     rows = []
     for r in a.layers:
         c = row_cost(r, convention, a.input_shape[0])
-        rows.append(dataclasses.replace(r, macs=c.macs, counted_flops=c.flops, count_note=c.note))
+        rows.append(r._replace(macs=c.macs, counted_flops=c.flops, count_note=c.note))
     macs = sum(r.macs for r in rows)
     totals = a.totals._replace(macs=macs, flops=sum(r.flops for r in rows))
-    return dataclasses.replace(a, layers=tuple(rows), totals=totals, count=convention)
+    return a._replace(layers=tuple(rows), totals=totals, count=convention)
 
 
 def total_cost(rows: Iterable, convention: str, batch: Optional[int] = None) -> Cost:

@@ -14,7 +14,6 @@ tap), linear = rows·in·out; bias and every other layer count 0.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from fractions import Fraction
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Type
 
@@ -25,8 +24,7 @@ Shape = Tuple[int, ...]
 Pairs = Tuple[Tuple[int, int], ...]
 
 
-@dataclass(frozen=True)
-class Window:
+class Window(NamedTuple):
     """How one spatial dim of an output reads its input, for receptive fields.
 
     ``kind`` is ``conv`` (taps o·stride − pad + j·dilation, j < k: convs and
