@@ -6,10 +6,7 @@ CSV prints exact values.  The table is drawn by :mod:`convcalc.table`.
 """
 from __future__ import annotations
 
-import csv
-import io
-import json
-from dataclasses import dataclass, field
+import functools
 from fractions import Fraction
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -18,7 +15,6 @@ from .bignum import fraction_text, int_text, is_huge
 from .collector import paused
 from .layers import DIM_NAMES, fmt_shape
 from .receptive import ReceptiveField
-from .table import BOLD, RESET, SPACES, draw, wrap
 
 FORMATS = ("table", "json", "csv", "markdown")
 
@@ -99,17 +95,23 @@ def _exact_dims(vals) -> str:
 # reports
 # ---------------------------------------------------------------------------
 
-@dataclass
 class Report:
-    headers: Sequence[str]
-    rows: List[List[str]]
-    right: Sequence[str] = ()  # right-aligned columns
-    summary: List[str] = field(default_factory=list)
-    notes: List[Tuple[str, Sequence[str]]] = field(default_factory=list)  # --explain
-    # in a narrow terminal: the text columns that wrap, and the columns left
-    # out, in this order, when wrapping is not enough (default: from the right)
-    wrapping: Sequence[str] = ("layer", "name", "description", "check")
-    give_up: Optional[Sequence[str]] = None
+    """What the human formats show: the table, its summary lines, --explain's notes."""
+
+    def __init__(self, headers: Sequence[str], rows: List[List[str]], right: Sequence[str] = (),
+                 summary: Optional[List[str]] = None,
+                 notes: Optional[List[Tuple[str, Sequence[str]]]] = None,
+                 wrapping: Sequence[str] = ("layer", "name", "description", "check"),
+                 give_up: Optional[Sequence[str]] = None):
+        self.headers = headers
+        self.rows = rows
+        self.right = right  # right-aligned columns
+        self.summary = [] if summary is None else summary
+        self.notes = [] if notes is None else notes  # --explain
+        # in a narrow terminal: the text columns that wrap, and the columns left
+        # out, in this order, when wrapping is not enough (default: from the right)
+        self.wrapping = wrapping
+        self.give_up = give_up
 
     def dropped_first(self) -> Sequence[str]:
         if self.give_up is not None:
@@ -256,8 +258,14 @@ def models_report(entries: Sequence[Dict]) -> Report:
 # formats
 # ---------------------------------------------------------------------------
 
+@functools.lru_cache(maxsize=None)
+def _encoder():
+    import json  # here: importing it costs the table path a few ms
+    return json.JSONEncoder(separators=(", ", ": "), ensure_ascii=False)
+
+
 def _one_line(value) -> str:
-    return json.dumps(value, separators=(", ", ": "), ensure_ascii=False)
+    return _encoder().encode(value)
 
 
 def _placeholders(value, found: List[int]):
@@ -302,6 +310,8 @@ def _dump_json(data) -> str:
 
 
 def csv_text(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
+    import csv
+    import io
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(headers)
@@ -366,6 +376,7 @@ def markdown(report: Report) -> str:
 def table_lines(report: Report, width: Optional[int] = None, bold: bool = False) -> List[str]:
     """The table format: the table, a note naming any column left out to fit
     ``width`` (a terminal's; None: no limit), the summary and the formulas."""
+    from .table import BOLD, RESET, SPACES, draw, wrap  # the table path's alone
     lines, left_out = draw(report.headers, report.rows, report.right, report.wrapping,
                            report.dropped_first(), width, bold)
 
