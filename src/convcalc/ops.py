@@ -1018,15 +1018,18 @@ def upsample(input, size=None, scale_factor=None, mode: str = "nearest", align_c
 
 
 def _normalized(x: np.ndarray, mean, var, eps: float, w, b) -> np.ndarray:
-    """(x − mean)/√(var + eps), then the affine weight and bias (the norms' last step)."""
-    y = x - mean
-    for v, op in ((1 / np.sqrt(var + x.dtype.type(eps)), np.multiply), (w, np.multiply),
-                  (b, np.add)):
-        if v is None:
-            continue
-        # in place when nothing widens: the same arithmetic without a temporary per step
-        fits = np.result_type(y, v) == y.dtype and np.broadcast_shapes(y.shape, np.shape(v)) == y.shape
-        y = op(y, v, out=y) if fits else op(y, v)
+    """(x − mean)/√(var + eps), then the affine weight and bias (the norms' last
+    step), computed as PyTorch's CPU kernel does: per channel α = w/√(var + eps)
+    and β = b − mean·α, then x·α + β (two passes over x, not four)."""
+    alpha = 1 / np.sqrt(var + x.dtype.type(eps))
+    if w is not None:
+        alpha = alpha * w
+    beta = -mean * alpha if b is None else b - mean * alpha
+    y = x * alpha
+    # in place when nothing widens: the same arithmetic without a temporary
+    fits = np.result_type(y, beta) == y.dtype and \
+        np.broadcast_shapes(y.shape, np.shape(beta)) == y.shape
+    y = np.add(y, beta, out=y) if fits else y + beta
     return y.astype(x.dtype, copy=False)
 
 

@@ -574,7 +574,9 @@ def _run_rows(np, a, runner, result, values, axes, starts, masks, predicted, ove
             result.fail("params", row, f"analysis says {row.params:,} params, the op's tensors "
                                        f"hold {count:,}")
         values[pos] = y
-        finite = bool(np.isfinite(y).all())
+        # a finite sum means finite values (inf and nan propagate); only a sum that
+        # overflowed needs the elementwise look
+        finite = bool(np.isfinite(y.sum())) or bool(np.isfinite(y).all())
         if not finite and not overflowed:
             overflowed = True
             result.notes.append(f"layer {row.index} ({row.spec}): the random data overflows "
