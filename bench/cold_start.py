@@ -14,14 +14,15 @@ floor for any Click tool):
 
 When torch and torchinfo are installed, torchinfo's summary of the same
 ResNet-50 (a fresh process) divided by convcalc's JSON time (goal >= 15).
-Times are the best of --repeat runs (the least disturbed by other load).
+Times are the best of --repeat rounds, each round running every case once
+(the least disturbed by other load, which falls on all cases alike).
 """
 from __future__ import annotations
 
 import subprocess
 import sys
 
-from harness import HERE, arguments, best, install, ratio_line
+from harness import HERE, arguments, best, best_interleaved, install, ratio_line
 
 CASES = [
     ("shape @resnet50 (table, pipe)", ["shape", "-i", "1x3x224x224", "@resnet50"], 0, "<= 2.0"),
@@ -50,12 +51,14 @@ def main():
     ap = arguments(__doc__, 7)
     args = ap.parse_args()
     inst = install(args.venv, args.source)
-    floor = best([inst.python, "-c", "import click"], args.repeat, inst.env)
+    runs = [([inst.python, "-c", "import click"], 0)] + \
+        [([inst.convcalc, *argv], columns) for _, argv, columns, _ in CASES]
+    floor, *spent = best_interleaved(runs, args.repeat, inst.env)
     floor_label = 'python -c "import click" (the floor)'
     print(f"{floor_label:<44} {floor:8.3f} s")
     times = {}
-    for label, argv, columns, goal in CASES:
-        times[label] = t = best([inst.convcalc, *argv], args.repeat, inst.env, columns)
+    for (label, _, _, goal), t in zip(CASES, spent):
+        times[label] = t
         print(ratio_line(label, t, floor, goal))
     ours = times["shape @resnet50 --format json"]
     probe = subprocess.run([sys.executable, "-c", "import torch, torchinfo"],

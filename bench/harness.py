@@ -88,18 +88,30 @@ def _to_pty(cmd, env, columns):
     return proc
 
 
+def _once(cmd, env=None, terminal: int = 0) -> float:
+    t = time.perf_counter()
+    if terminal:
+        _to_pty(cmd, env or os.environ, terminal)
+    else:
+        subprocess.run(cmd, check=True, stdout=subprocess.PIPE, env=env)
+    return time.perf_counter() - t
+
+
 def best(cmd, repeat: int, env=None, terminal: int = 0) -> float:
     """Least wall time of ``repeat`` fresh runs (the least disturbed by other
     load); stdout to a pipe, or with ``terminal`` to a pty that many columns wide."""
-    times = []
+    return min(_once(cmd, env, terminal) for _ in range(repeat))
+
+
+def best_interleaved(runs, repeat: int, env=None):
+    """:func:`best` of several ``(cmd, terminal)`` runs taken in turns, round
+    after round, so that a burst of other load falls on all of them alike and
+    their ratios stay fair on a shared machine."""
+    times = [[] for _ in runs]
     for _ in range(repeat):
-        t = time.perf_counter()
-        if terminal:
-            _to_pty(cmd, env or os.environ, terminal)
-        else:
-            subprocess.run(cmd, check=True, stdout=subprocess.PIPE, env=env)
-        times.append(time.perf_counter() - t)
-    return min(times)
+        for spent, (cmd, terminal) in zip(times, runs):
+            spent.append(_once(cmd, env, terminal))
+    return [min(spent) for spent in times]
 
 
 def in_venv(inst: Install, script: str, *args: str) -> str:
