@@ -8,19 +8,21 @@ from __future__ import annotations
 import math
 import re
 from fractions import Fraction
-from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 from . import receptive as rfmath
 from .collector import paused
 from .errors import ConvcalcError, ShapeError, StackSyntaxError, quoted, shown
 from .language import DTYPES, LayerSpec, default_input, parse_shape, parse_stack
-from .layers import DIM_NAMES, GraphLayer, Pairs, Shape, Step, Window, build, fmt_shape
+from .layers import DIM_NAMES, GraphLayer, Pairs, Shape, Step, Window, build
 from .receptive import PathState, ReceptiveField
+from .records import record
 
 MIB = 1024 ** 2
 
 
-class Row(NamedTuple):
+@record
+class Row:
     """One PyTorch layer: a token, or one half of a ``sepconv``."""
 
     index: int  # 1-based position of the token in the (expanded) stack
@@ -64,7 +66,8 @@ class Row(NamedTuple):
         return 2 * self.macs if self.counted_flops is None else self.counted_flops
 
 
-class Totals(NamedTuple):
+@record
+class Totals:
     params: int
     trainable_params: int
     buffers: int
@@ -74,7 +77,8 @@ class Totals(NamedTuple):
     param_bytes: int
 
 
-class Memory(NamedTuple):
+@record
+class Memory:
     """torchsummary's four lines, in bytes (it prints MiB).
 
     The forward/backward pass is twice the activation bytes (outputs and
@@ -90,7 +94,8 @@ class Memory(NamedTuple):
         return self.input_bytes + self.forward_backward_bytes + self.param_bytes
 
 
-class Analysis(NamedTuple):
+@record
+class Analysis:
     input_shape: Shape
     output_shape: Shape
     dtype: str
@@ -675,7 +680,8 @@ def _downsampling(graph: "_Graph", pos: int) -> Tuple[int, ...]:
     return tuple(peak)
 
 
-class Region(NamedTuple):
+@record
+class Region:
     """The input region one output position depends on (SPEC §5, ``rf --at``)."""
 
     at: Tuple[int, ...]

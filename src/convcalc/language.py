@@ -14,9 +14,10 @@ from __future__ import annotations
 import math
 import os
 import re
-from typing import Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .errors import StackSyntaxError, quoted, shown
+from .records import record
 
 PAD_MODES = ("valid", "same", "same_lower", "full")
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
@@ -257,12 +258,14 @@ def _suggest(word: str, options: Sequence[str]) -> str:
 REQUIRED = object()  # default of a key that must be given
 
 
-class Key(NamedTuple):
+@record
+class Key:
     read: Callable[[str], object]
     default: object = None  # None: absent unless given; REQUIRED: must be given
 
 
-class KindSyntax(NamedTuple):
+@record
+class KindSyntax:
     positional: Optional[str]
     keys: Mapping[str, Key]
     doc: str
@@ -429,7 +432,8 @@ KEY_ALIASES = {
 }
 
 
-class LayerSpec(NamedTuple):
+@record
+class LayerSpec:
     """One parsed token: its kind, every key with a value (defaults filled in)."""
 
     kind: str
@@ -655,7 +659,8 @@ def parse_shape(shape) -> Tuple[int, ...]:
     return dims
 
 
-class StackText(NamedTuple):
+@record
+class StackText:
     """The tokens of a stack file and the default input its header names."""
 
     tokens: Tuple[str, ...]

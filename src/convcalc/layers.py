@@ -15,16 +15,18 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Type
+from typing import Dict, List, Optional, Sequence, Tuple, Type
 
 from .errors import ShapeError, StackSyntaxError
 from .language import MAX_INT, LayerSpec, TrailingPairs
+from .records import record
 
 Shape = Tuple[int, ...]
 Pairs = Tuple[Tuple[int, int], ...]
 
 
-class Window(NamedTuple):
+@record
+class Window:
     """How one spatial dim of an output reads its input, for receptive fields.
 
     ``kind`` is ``conv`` (taps o·stride − pad + j·dilation, j < k: convs and
@@ -50,7 +52,8 @@ class Window(NamedTuple):
     wrap: Optional[Tuple[int, int]] = None
 
 
-class Step(NamedTuple):
+@record
+class Step:
     """One row of a report: a layer (or half of a sepconv) at one input shape."""
 
     input_shape: Shape

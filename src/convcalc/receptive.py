@@ -27,11 +27,12 @@ from __future__ import annotations
 import math
 import struct
 from fractions import Fraction
-from typing import List, NamedTuple, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from .bignum import fraction_text
 from .errors import ShapeError
 from .layers import Window
+from .records import record
 
 Interval = Optional[Tuple[int, int]]  # inclusive; None: no input position at all
 
@@ -214,7 +215,8 @@ def forward_set(w: Window, sources) -> List[int]:
 # a whole path
 # ---------------------------------------------------------------------------
 
-class ReceptiveField(NamedTuple):
+@record
+class ReceptiveField:
     """Per spatial dim: size r, effective stride S and effective padding P.
 
     Output u sees input [u·S − P, u·S − P + r − 1]; ``start`` is −P, where
@@ -363,7 +365,8 @@ def _whole(v):
 IDENTITY = _DimMap(1, (0,), (0,))
 
 
-class PathState(NamedTuple):
+@record
+class PathState:
     """The composed map up to a tensor.  ``dims`` None: no receptive field,
     because positions were mixed (``note`` None: "global") or because joined
     paths disagree (``note`` says how)."""

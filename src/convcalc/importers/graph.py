@@ -10,13 +10,16 @@ named.  Imported layers carry their source name as ``NAME=TOKEN``.
 from __future__ import annotations
 
 import re
-from typing import Dict, List, NamedTuple, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
+
+from ..records import record
 
 INPUT = "input"  # the id of the network input (``from:input``)
 JOINS = ("add", "mul", "concat")
 
 
-class Node(NamedTuple):
+@record
+class Node:
     """``token`` is a layer token (``conv:64,k=3``), or for a join its kind
     (``add``, ``mul``, ``concat``); ``inputs`` are tensor ids in order."""
 

@@ -23,9 +23,10 @@ import math
 import operator
 import re
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..errors import StackSyntaxError
+from ..records import record
 from .graph import INPUT, Node, write
 
 Shape = Tuple[int, ...]
@@ -35,7 +36,8 @@ _REF = "\x00ref:{}\x00"
 _REF_RE = re.compile("\x00ref:(.*?)\x00")
 
 
-class Imported(NamedTuple):
+@record
+class Imported:
     """What an import made: the stack, the model's output shape, and the
     nodes behind the tokens with each node's output shape as torch computed
     it (one node per row of the analysis, save and from aside)."""
