@@ -1145,7 +1145,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         except (click.Abort, KeyboardInterrupt):
             _say("Error: interrupted")
             code = 130
-        except SystemExit as e:
+        except SystemExit:
             if type(sys.stdout).__name__ != "_PacifyFlushWrapper":
                 raise
             code = 0  # click's own answer to a reader that left during --help: silence

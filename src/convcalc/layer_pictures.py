@@ -11,7 +11,7 @@ from __future__ import annotations
 from html import escape
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .arithmetic import INPUT, OUTSIDE, PAD, ZERO, Frame, Picture, weight_text
+from .arithmetic import INPUT, OUTSIDE, ZERO, Frame, Picture, weight_text
 from .errors import ShapeError
 from .layers import fmt_shape
 from .pictures import MAX_GRID

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 from . import receptive
 from .analysis import Analysis, Row, _keeps_local, _standard
@@ -209,7 +209,7 @@ class _Runner:
         """(output, parameter tensors) of one row on its inputs."""
         sp = layer.spec
         kind = row.kind
-        ops, np = self.ops, self.np
+        ops = self.ops
         if kind in GRAPH_KINDS:
             return self.join(row, xs), []
         x = xs[0]
