@@ -5,11 +5,14 @@
 * receptive fields with whole strides are ints: they must equal the
   classic recursion in exact Fractions (Araujo et al.), worked out here;
 * a repeated token is parsed once: every spec equals its own parse;
-* analysis switches the garbage collector off only while it runs.
+* analysis switches the garbage collector off only while it runs;
+* an impulse's spread through a zero-padded conv, worked out from the
+  sources' side for --verify, is the set of outputs whose taps meet them.
 """
 from __future__ import annotations
 
 import gc
+import random
 from fractions import Fraction
 
 import pytest
@@ -18,7 +21,8 @@ from convcalc import analyze
 from convcalc.analysis import inexact, rounding_free
 from convcalc.errors import ConvcalcError
 from convcalc.language import parse_stack, parse_token
-from convcalc.layers import build
+from convcalc.layers import Window, build
+from convcalc.receptive import forward_set
 from convcalc.solve import solve_sizes
 
 UNET2 = ["conv:4,k=3,p=1", "save:e1", "maxpool:2", "conv:8,k=3,p=1", "save:e2", "maxpool:2",
@@ -96,3 +100,22 @@ def test_the_collector_is_back_after_analysis():
         assert not gc.isenabled()  # a caller's choice is left as it was
     finally:
         gc.enable()
+
+
+def test_a_conv_impulse_spreads_to_the_outputs_whose_taps_meet_it():
+    rng = random.Random(15)
+    checked = 0
+    for _ in range(3000):
+        k, s, d, n = rng.randint(1, 9), rng.randint(1, 5), rng.randint(1, 4), rng.randint(1, 30)
+        p = rng.randint(0, k * d)
+        out = (n + 2 * p - d * (k - 1) - 1) // s + 1
+        if out < 1:
+            continue
+        sources = rng.sample(range(-3, n + 3), rng.randint(0, min(10, n + 6)))
+        # by the definition: output o reads o·s − p + j·d for j < k, inside [0, n)
+        want = [o for o in range(out)
+                if any(0 <= o * s - p + j * d < n and o * s - p + j * d in sources
+                       for j in range(k))]
+        assert forward_set(Window("conv", n, out, k, s, p, d), sources) == want
+        checked += 1
+    assert checked > 2000

@@ -199,6 +199,8 @@ def tap_set(w: Window, o: int, clip: bool = True):
 
 def forward_set(w: Window, sources) -> List[int]:
     """The output positions that read any of ``sources`` (an impulse's spread)."""
+    if w.kind == "conv" and w.padding_mode == "zeros":
+        return _conv_forward_set(w, sources)
     src = set(sources)
     hit = []
     for o in range(w.out_size):
@@ -209,6 +211,27 @@ def forward_set(w: Window, sources) -> List[int]:
         elif any(x in src for x in ts):
             hit.append(o)
     return hit
+
+
+def _conv_forward_set(w: Window, sources) -> List[int]:
+    """:func:`forward_set` of a zero-padded conv or pool, from the sources'
+    side: input x is tap j of output o = (x + pad − j·d)/s where that is whole
+    and in range, so only the taps that can land in [0, out) are tried (for
+    each source, fewer than out·s/d + 1 of them)."""
+    s, d, p, out = w.stride, w.dilation, w.pad, w.out_size
+    lo, hi = (w.wrap[0], w.wrap[0] + w.wrap[1] - 1) if w.wrap else (0, w.in_size - 1)
+    hit = set()
+    for x in sources:
+        if not lo <= x <= hi:
+            continue  # padding or cropped away: no output reads it
+        t = x + p  # = o·s + j·d
+        j0 = max(0, -(-(t - (out - 1) * s) // d))
+        j1 = min(w.k - 1, t // d)
+        for j in range(j0, j1 + 1):
+            o, r = divmod(t - j * d, s)
+            if not r:
+                hit.add(o)
+    return sorted(hit)
 
 
 # ---------------------------------------------------------------------------
