@@ -370,8 +370,10 @@ def _conv_core(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray], stride, di
     if N * O == 0 or C == 0:
         out = np.zeros((N, Cout, *out_sz), dtype=x.dtype)
     else:
-        if all(k == 1 for k in ks) and all(s == 1 for s in stride) and N == 1:
-            col = x.reshape(C, O)  # 1x1 stride-1: the input already is the patch matrix
+        if all(k == 1 for k in ks) and all(s == 1 for s in stride):
+            # 1x1 stride-1: the input is the patch matrix, channels first (a view
+            # for one image or one channel)
+            col = np.moveaxis(x, 1, 0).reshape(C, N * O)
         else:
             col = _im2col(x, ks, stride, dilation, out_sz)
         col = col.reshape(groups, Cg * K, N * O)
@@ -607,6 +609,9 @@ def _pool_setup(x, kernel_size, stride, padding, dilation, ceil_mode, fname, nd)
     return nd, ks, st, dl, pairs, out
 
 
+TAPS_IN_TURN = 32  # pool windows up to this many taps are reduced tap by tap
+
+
 def _window_reduce(x: np.ndarray, ax: int, k: int, s: int, d: int, pb: int, o: int,
                    fill: float, reducer) -> np.ndarray:
     """Reduce windows along one axis: window j covers padded taps j*s + t*d, t < k."""
@@ -616,6 +621,18 @@ def _window_reduce(x: np.ndarray, ax: int, k: int, s: int, d: int, pb: int, o: i
     pairs = [(0, 0)] * (x.ndim - 2)
     pairs[ax - 2] = (pb, pa)
     xp = _pad_pairs(x, pairs, "constant", fill)
+    if k <= TAPS_IN_TURN:
+        # tap by tap, each a strided slice of the outputs' length: NumPy's
+        # reduce over a strided window axis is several times slower
+        def tap(t):
+            at = [slice(None)] * xp.ndim
+            at[ax] = slice(t * d, t * d + (o - 1) * s + 1, s)
+            return xp[tuple(at)]
+        pair = {np.max: np.maximum, np.sum: np.add}[reducer]
+        acc = np.array(tap(0))
+        for t in range(1, k):
+            pair(acc, tap(t), out=acc)
+        return acc
     span = d * (k - 1) + 1
     win = sliding_window_view(xp, span, axis=ax)  # window axis appended last
     idx = [slice(None)] * win.ndim
