@@ -119,6 +119,22 @@ def test_a_wrong_dependency_claim_is_caught(tokens, claim):
     assert "changing input position 5,5" in v.failures[0], v.failures
 
 
+def test_a_dependency_claim_is_run_once_per_layer_and_input_shape():
+    # ResNet-50's 53 batch norms by hand: the stem (64 at 112), layer1 (64 and 256
+    # at 56), then per stage the first 1x1's width at the stage input, the stride-2
+    # 3x3's at the new size, and 4x it (the block output and the downsample):
+    # 128@56, 128@28, 512@28; 256@28, 256@14, 1024@14; 512@14, 512@7, 2048@7
+    v = verify(convcalc.analyze(["@resnet50"], (1, 3, 224, 224)))
+    assert v.ok and (v.dependencies, v.dependency_runs) == (53, 12)
+    # a forged claim on one twin is its own check, and fails
+    a = convcalc.analyze(["conv:8,k=3", "bn", "relu", "bn"], (1, 4, 12, 12))
+    rows = list(a.layers)
+    rows[3] = rows[3]._replace(mixes=(0, 1))
+    v = verify(a._replace(layers=tuple(rows)))
+    assert (v.dependencies, v.dependency_runs) == (2, 2) and not v.receptive_field
+    assert "layer 4" in v.failures[0] and "changing input position 5,5" in v.failures[0]
+
+
 def test_weights_read_the_seeded_pool_round_and_round():
     import numpy as np
     from convcalc import ops

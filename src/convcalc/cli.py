@@ -615,7 +615,9 @@ def report_verify(v, fmt) -> None:
                    f"(impulses from {n(v.impulses, 'input position')} through "
                    f"{n(v.rf_layers, 'layer')}"
                    + (f"; the dependencies of {n(v.dependencies, 'norm/softmax layer')} "
-                      f"changed one position on the real op" if v.dependencies else "") + ")")
+                      f"changed one position on the real op" if v.dependencies else "")
+                   + (f" ({v.dependency_runs} distinct layer and input shapes, each run once)"
+                      if v.dependency_runs < v.dependencies else "") + ")")
         for line in v.notes:
             out(f"  note: {line}")
     for line in v.failures:
