@@ -153,6 +153,28 @@ def test_weights_read_the_seeded_pool_round_and_round():
     assert np.abs(big).max() <= scale and np.unique(big).size > POOL // 2
 
 
+def test_raw_weights_are_the_same_draws_read_in_place():
+    import numpy as np
+    from convcalc import ops
+    from convcalc.verify import POOL, TILES, _Runner
+    pool = np.random.default_rng(7).random(POOL, dtype=np.float32) * 2 - 1
+    runner = _Runner(np, ops, np.random.default_rng(7))
+    w, scale = runner.raw(4, 3, 3, 3)
+    assert scale == 1 / 27 ** 0.5 and np.array_equal(w.ravel(), pool[:108])
+    big, scale = runner.raw(3, POOL)  # wraps the pool twice: still a view, read-only
+    assert np.array_equal(big.ravel(), np.concatenate([pool[108:], pool, pool, pool[:108]]))
+    assert np.shares_memory(big, runner.tiled) and not big.flags.writeable
+    # longer than the laid-out pool from here: a copy of the same draws
+    huge, _ = runner.raw(TILES, POOL)
+    assert not np.shares_memory(huge, runner.tiled)
+    assert np.array_equal(huge.ravel()[:POOL - 108], pool[108:])  # 108 + 3·POOL ≡ 108
+    # a conv given the raw weights and its output scaled is the conv of the scaled weights
+    x = np.random.default_rng(1).standard_normal((1, 3, 8, 8)).astype(np.float32)
+    scaled = _Runner(np, ops, np.random.default_rng(7)).weights(4, 3, 3, 3)
+    np.testing.assert_allclose(ops.conv(x, w) * np.float32(1 / 27 ** 0.5), ops.conv(x, scaled),
+                               rtol=1e-5, atol=1e-6)
+
+
 def test_memory_guard_says_how_much():
     a = convcalc.analyze(["conv:64,k=3,p=1"], (1, 64, 512, 512))
     need = peak_bytes(a)

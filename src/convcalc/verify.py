@@ -143,6 +143,7 @@ def _held(shape, impulses: int) -> int:
 # position sets, the interpreter's own objects): a share and a constant
 MARGIN, OVERHEAD = 1.25, 4 * 2 ** 20
 POOL = 2 ** 20 - 1  # the weights' pool of draws (odd: tensors rarely start at the same value)
+TILES = 4  # the pool laid end to end this often, for weights read in place
 
 
 def peak_bytes(a: Analysis) -> int:
@@ -155,8 +156,9 @@ def peak_bytes(a: Analysis) -> int:
     last_use = {src: pos for pos, row in enumerate(a.layers) for src, _ in row.inputs}
     # the input is drawn in float64 and converted: 12 bytes an element at the start
     live = {-1: _held(a.input_shape, impulses)}
-    peak = live[-1] + (DATA + MASK) * math.prod(a.input_shape) + DATA * POOL
-    held = live[-1] + DATA * POOL  # the weights' pool lives through the run
+    pool = DATA * POOL * (1 + TILES)  # the weights' pool, and laid end to end
+    peak = live[-1] + (DATA + MASK) * math.prod(a.input_shape) + pool
+    held = live[-1] + pool  # they live through the run
     for pos, row in enumerate(a.layers):
         data, mask = _working(row)
         out = _held(row.output_shape, impulses)
@@ -177,21 +179,21 @@ def peak_bytes(a: Analysis) -> int:
 # running one row
 # ---------------------------------------------------------------------------
 
+def _scaled(y, scale: float):
+    """An op's fresh output times the 1/√fan-in its weights were not given."""
+    y *= y.dtype.type(scale)
+    return y
+
+
 class _Runner:
     """Runs one analysis row with :mod:`convcalc.ops`; builds its parameters."""
 
     def __init__(self, np, ops, rng):
         self.np, self.ops, self.rng = np, ops, rng
-        self.pool, self.offset = None, 0
+        self.pool, self.offset, self.tiled = None, 0, None
 
-    def weights(self, *shape):
-        """Uniform weights scaled by 1/√fan-in, so activations keep their size
-        through deep stacks instead of overflowing float32.
-
-        The values come from one seeded pool of POOL uniform draws in [-1, 1),
-        read from a running offset (wrapping round): the check needs tensors
-        of the right shapes holding varied data, and drawing ResNet-50's
-        25.6 M values afresh took a third of the whole --verify."""
+    def _take(self, shape) -> Tuple[int, int, float]:
+        """(where the next tensor starts in the pool, its size, 1/√fan-in)."""
         np = self.np
         if self.pool is None:
             self.pool = self.rng.random(POOL, dtype=np.float32)
@@ -201,13 +203,43 @@ class _Runner:
         scale = 1 / math.sqrt(math.prod(shape[1:])) if len(shape) > 1 else 1.0
         start = self.offset
         self.offset = (start + n) % POOL
+        return start, n, scale
+
+    def weights(self, *shape):
+        """Uniform weights scaled by 1/√fan-in, so activations keep their size
+        through deep stacks instead of overflowing float32.
+
+        The values come from one seeded pool of POOL uniform draws in [-1, 1),
+        read from a running offset (wrapping round): the check needs tensors
+        of the right shapes holding varied data, and drawing ResNet-50's
+        25.6 M values afresh took a third of the whole --verify."""
+        start, n, scale = self._take(shape)
+        return self._copy(start, n, scale).reshape(shape)
+
+    def _copy(self, start: int, n: int, scale: float):
+        np = self.np
         w = np.empty(n, dtype=np.float32)
         done = 0
         while done < n:  # scaled straight into place: one pass, however often it wraps
             take = min(n - done, POOL - start)
             np.multiply(self.pool[start:start + take], np.float32(scale), out=w[done:done + take])
             done, start = done + take, 0
-        return w.reshape(shape)
+        return w
+
+    def raw(self, *shape):
+        """(the weights :meth:`weights` would give, unscaled, and their scale)
+        for a layer that applies the scale to its output instead: a read-only
+        view of the pool laid TILES times end to end, so that no tensor up to
+        (TILES − 1)·POOL values is copied (ResNet-50's 25.6 M weights were a
+        tenth of its --verify; its output is smaller), else a copy."""
+        np = self.np
+        start, n, scale = self._take(shape)
+        if start + n > TILES * POOL:
+            return self._copy(start, n, 1.0).reshape(shape), scale
+        if self.tiled is None:
+            self.tiled = np.tile(self.pool, TILES)
+            self.tiled.flags.writeable = False
+        return self.tiled[start:start + n].reshape(shape), scale
 
     def run(self, row: Row, layer: Layer, xs) -> Tuple[object, List[object]]:
         """(output, parameter tensors) of one row on its inputs."""
@@ -224,24 +256,24 @@ class _Runner:
             ks, ss, ds, pairs = layer.geometry(row.input_shape)
             C = x.shape[1]
             if row.part == "pointwise":
-                w, b = self.weights(sp["out"], C, *(1,) * n), \
-                    (self.weights(sp["out"]) if sp["bias"] else None)
-                return ops.conv(x, w, b), [t for t in (w, b) if t is not None]
+                w, scale = self.raw(sp["out"], C, *(1,) * n)
+                b = self.raw(sp["out"])[0] if sp["bias"] else None
+                return _scaled(ops.conv(x, w, b), scale), [t for t in (w, b) if t is not None]
             if kind == "sepconv":
                 out, groups, bias = C * sp["mult"], C, sp["dbias"]
             else:
                 out, groups, bias = sp["out"], sp["g"], sp["bias"]
-            w = self.weights(out, C // groups, *ks)
-            b = self.weights(out) if bias else None
+            w, scale = self.raw(out, C // groups, *ks)
+            b = self.raw(out)[0] if bias else None
             y = ops.conv(x, w, b, ss, pairs, ds, groups, sp["pm"])
-            return y, [t for t in (w, b) if t is not None]
+            return _scaled(y, scale), [t for t in (w, b) if t is not None]
         if kind == "tconv":
             layer = layer.bind(lambda _: row.output_shape)
             ks, ss, ds, pairs, opad, _, _ = layer.geometry(row.input_shape)
-            w = self.weights(x.shape[1], sp["out"] // sp["g"], *ks)
-            b = self.weights(sp["out"]) if sp["bias"] else None
+            w, scale = self.raw(x.shape[1], sp["out"] // sp["g"], *ks)
+            b = self.raw(sp["out"])[0] if sp["bias"] else None
             y = ops.conv_transpose(x, w, b, ss, pairs, opad, sp["g"], ds)
-            return y, [t for t in (w, b) if t is not None]
+            return _scaled(y, scale), [t for t in (w, b) if t is not None]
         if kind == "up":
             ac = sp["align_corners"] if sp["mode"] in ("linear", "bilinear", "bicubic",
                                                        "trilinear") else None
@@ -268,9 +300,9 @@ class _Runner:
         if kind == "flatten":
             return ops.flatten(x, 1), []
         if kind == "linear":
-            w = self.weights(sp["out"], x.shape[-1])
-            b = self.weights(sp["out"]) if sp["bias"] else None
-            return ops.linear(x, w, b), [t for t in (w, b) if t is not None]
+            w, scale = self.raw(sp["out"], x.shape[-1])
+            b = self.raw(sp["out"])[0] if sp["bias"] else None
+            return _scaled(ops.linear(x, w, b), scale), [t for t in (w, b) if t is not None]
         raise ValueError(f"no runner for {kind}")  # pragma: no cover
 
     def join(self, row: Row, xs):
