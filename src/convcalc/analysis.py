@@ -1,7 +1,8 @@
 """Walk a stack from an input shape: one row per PyTorch layer, and the totals.
 
-:func:`analyze` is the engine's front door.  It returns plain named
-tuples (immutable; ``row._replace(macs=…)`` derives another); :meth:`Analysis.to_dict` is the JSON contract of SPEC.md §5.
+:func:`analyze` is the engine's front door.  It returns plain named tuples
+(immutable; ``row._replace(macs=…)`` derives another); :meth:`Analysis.to_dict`
+is the JSON contract of SPEC.md §5.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from fractions import Fraction
 from typing import List, Optional, Sequence, Tuple, Union
 
 from . import receptive as rfmath
+from .bignum import fraction_text
 from .collector import paused
 from .errors import ConvcalcError, ShapeError, StackSyntaxError, quoted, shown
 from .language import DTYPES, LayerSpec, default_input, parse_shape, parse_stack
@@ -551,8 +553,8 @@ class _Graph:
                 if field is not None:
                     lines += (f"local receptive field (the paths that keep positions): "
                               f"r = {'x'.join(map(str, field.size))}, S = "
-                              f"{'x'.join(map(rfmath._frac, field.stride))}, P = "
-                              f"{'x'.join(map(rfmath._frac, field.padding))}",)
+                              f"{'x'.join(map(fraction_text, field.stride))}, P = "
+                              f"{'x'.join(map(fraction_text, field.padding))}",)
         return path, local_state, lines
 
     width = 4

@@ -320,7 +320,6 @@ def _terminal() -> Tuple[Optional[int], bool]:
     """(the width to fit, bold headers): a terminal's own width (COLUMNS, as
     shells and rich set it, wins everywhere), while a pipe or a file gets rows
     that never wrap and no escape codes."""
-    import os
     import shutil
     columns = os.environ.get("COLUMNS", "")
     tty = sys.stdout.isatty()
@@ -785,7 +784,8 @@ def draw(layers, input_shape, fmt, svg_path, at, max_frames, ascii_only):
                 f"{'s' if len(frames) != 1 else ''} of {_printable(pic.token)} on "
                 f"{_fmt_shape(pic.input_shape)}")
             return
-    ascii_only = ascii_only or not _utf8_stdout()
+    from .outputs import is_unicode
+    ascii_only = ascii_only or not is_unicode(getattr(sys.stdout, "encoding", None) or "ascii")
     doc = arithmetic.to_dict(pic, frames)
     csv_rows = [[*f.at, *cell, arithmetic.weight_number(w)]
                 for f in frames for cell, w in sorted(f.reads.items())]
@@ -794,11 +794,6 @@ def draw(layers, input_shape, fmt, svg_path, at, max_frames, ascii_only):
     lines = [] if fmt not in ("table", "markdown") else \
         layer_pictures.text(pic, frames, ascii_only, cut)
     emit(fmt, lines, doc, render.csv_text(header, csv_rows))
-
-
-def _utf8_stdout() -> bool:
-    enc = getattr(sys.stdout, "encoding", None) or ""
-    return enc.lower().replace("-", "").startswith("utf")
 
 
 def _shape_option(ctx, param, value):

@@ -614,7 +614,8 @@ TAPS_IN_TURN = 32  # pool windows up to this many taps are reduced tap by tap
 
 def _window_reduce(x: np.ndarray, ax: int, k: int, s: int, d: int, pb: int, o: int,
                    fill: float, reducer) -> np.ndarray:
-    """Reduce windows along one axis: window j covers padded taps j*s + t*d, t < k."""
+    """Reduce windows along one axis with the ufunc ``reducer`` (np.maximum,
+    np.add): window j covers padded taps j*s + t*d, t < k."""
     n = x.shape[ax]
     need = (o - 1) * s + d * (k - 1) + 1  # padded length actually read
     pa = need - n - pb
@@ -628,17 +629,16 @@ def _window_reduce(x: np.ndarray, ax: int, k: int, s: int, d: int, pb: int, o: i
             at = [slice(None)] * xp.ndim
             at[ax] = slice(t * d, t * d + (o - 1) * s + 1, s)
             return xp[tuple(at)]
-        pair = {np.max: np.maximum, np.sum: np.add}[reducer]
         acc = np.array(tap(0))
         for t in range(1, k):
-            pair(acc, tap(t), out=acc)
+            reducer(acc, tap(t), out=acc)
         return acc
     span = d * (k - 1) + 1
     win = sliding_window_view(xp, span, axis=ax)  # window axis appended last
     idx = [slice(None)] * win.ndim
     idx[ax] = slice(0, (o - 1) * s + 1, s)
     idx[-1] = slice(None, None, d)
-    return reducer(win[tuple(idx)], axis=-1)
+    return reducer.reduce(win[tuple(idx)], axis=-1)
 
 
 def max_pool(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
@@ -656,7 +656,7 @@ def max_pool(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: 
     nd, ks, st, dl, pairs, out = _pool_setup(x, kernel_size, stride, padding, dilation,
                                              ceil_mode, _fname, _nd)
     for j in range(nd):
-        x = _window_reduce(x, 2 + j, ks[j], st[j], dl[j], pairs[j][0], out[j], -np.inf, np.max)
+        x = _window_reduce(x, 2 + j, ks[j], st[j], dl[j], pairs[j][0], out[j], -np.inf, np.maximum)
     return np.ascontiguousarray(x)
 
 
@@ -703,7 +703,7 @@ def avg_pool(input, kernel_size, stride=None, padding=0, ceil_mode: bool = False
         raise ValueError(f"{_fname}: input image (T: {spatial[0]} H: {spatial[1]} W: {spatial[2]}) "
                          f"smaller than kernel size (kT: {ks[0]} kH: {ks[1]} kW: {ks[2]})")
     for j in range(nd):
-        x = _window_reduce(x, 2 + j, ks[j], st[j], 1, pairs[j][0], out[j], 0.0, np.sum)
+        x = _window_reduce(x, 2 + j, ks[j], st[j], 1, pairs[j][0], out[j], 0.0, np.add)
     if divisor_override is not None:
         return np.ascontiguousarray(x / x.dtype.type(divisor_override))
     div = np.ones((), dtype=np.int64)

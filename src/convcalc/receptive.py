@@ -86,13 +86,19 @@ def _padded_source(t: int, n: int, mode: str, wrap=None) -> Optional[int]:
     return None
 
 
+def _real_span(w: Window) -> Tuple[int, int]:
+    """The input positions a window can read: the whole input, or what a
+    circular F.pad's crop left (first, size)."""
+    return (w.wrap[0], w.wrap[0] + w.wrap[1] - 1) if w.wrap else (0, w.in_size - 1)
+
+
 def conv_tap_set(w: Window, o: int):
     """The real input positions a conv or pool output reads (padding modes included)."""
     start, d, n = o * w.stride - w.pad, w.dilation, w.in_size
     if w.padding_mode != "zeros" and w.k > MAX_REGION_POSITIONS:
         raise ShapeError(f"a {w.k:,}-tap window with {w.padding_mode} padding: too many "
                          f"positions to enumerate")
-    lo, hi = (w.wrap[0], w.wrap[0] + w.wrap[1] - 1) if w.wrap else (0, n - 1)
+    lo, hi = _real_span(w)
     j0 = max(0, -(-(lo - start) // d))
     j1 = min(w.k - 1, (hi - start) // d)
     inside = range(start + j0 * d, start + j1 * d + 1, d) if j0 <= j1 else range(0)
@@ -219,7 +225,7 @@ def _conv_forward_set(w: Window, sources) -> List[int]:
     and in range, so only the taps that can land in [0, out) are tried (for
     each source, fewer than out·s/d + 1 of them)."""
     s, d, p, out = w.stride, w.dilation, w.pad, w.out_size
-    lo, hi = (w.wrap[0], w.wrap[0] + w.wrap[1] - 1) if w.wrap else (0, w.in_size - 1)
+    lo, hi = _real_span(w)
     hit = set()
     for x in sources:
         if not lo <= x <= hi:
@@ -430,7 +436,7 @@ class PathState:
             strides = sorted({m.stride for m in maps})
             if len(strides) > 1:
                 return PathState(None, f"joined paths have different effective strides "
-                                       f"({' vs '.join(_frac(v) for v in strides)}, dim {d + 1})")
+                                       f"({' vs '.join(fraction_text(v) for v in strides)}, dim {d + 1})")
             joined = _DimMap.join(maps)
             spread = max((st.offset[d] for st in states if st.offset), default=Fraction(0))
             for t in range(joined.T):
@@ -625,10 +631,6 @@ def region(rows, target: int, at: Sequence[int], clip: bool
             for d in range(len(at))]
 
 
-def _frac(v: Fraction) -> str:
-    return fraction_text(v)
-
-
 def explain_merge(paths: Sequence[PathState], after: PathState) -> List[str]:
     """The receptive field where paths join."""
     if after.note:
@@ -637,10 +639,10 @@ def explain_merge(paths: Sequence[PathState], after: PathState) -> List[str]:
         return ["receptive field: global"]
     field = after.field()
     how = "the same stride and centers" if field.offset is None else \
-        f"the same stride, centers up to {'x'.join(map(_frac, field.offset))} apart"
+        f"the same stride, centers up to {'x'.join(map(fraction_text, field.offset))} apart"
     return [f"receptive field: union of {len(paths)} paths with {how}: "
             f"r = {'x'.join(map(str, field.size))} (their bounding box), "
-            f"P = {'x'.join(_frac(p) for p in field.padding)}"]
+            f"P = {'x'.join(fraction_text(p) for p in field.padding)}"]
 
 
 def explain_step(before: PathState, windows: Optional[Sequence[Window]], after: PathState
@@ -657,14 +659,14 @@ def explain_step(before: PathState, windows: Optional[Sequence[Window]], after: 
         r0, S0, P0 = m0.summary()
         r, S, P = m1.summary()
         if w.kind == "conv" and m0.T == 1 and S0.denominator == 1:
-            texts.append(f"r = r₀ + d·(k−1)·S₀ = {_frac(r0)} + {w.dilation}·({w.k}−1)·{_frac(S0)} = "
-                         f"{_frac(r)}; "
-                         f"S = S₀·s = {_frac(S0)}·{w.stride} = {_frac(S)}; "
-                         f"P = P₀ + pb·S₀ = {_frac(P0)} + {w.pad}·{_frac(S0)} = {_frac(P)}")
+            texts.append(f"r = r₀ + d·(k−1)·S₀ = {fraction_text(r0)} + {w.dilation}·({w.k}−1)·{fraction_text(S0)} = "
+                         f"{fraction_text(r)}; "
+                         f"S = S₀·s = {fraction_text(S0)}·{w.stride} = {fraction_text(S)}; "
+                         f"P = P₀ + pb·S₀ = {fraction_text(P0)} + {w.pad}·{fraction_text(S0)} = {fraction_text(P)}")
         else:
-            step = _frac(Fraction(*period(w)[::-1]))  # the layer's stride: shift per period
+            step = fraction_text(Fraction(*period(w)[::-1]))  # the layer's stride: shift per period
             step = f"({step})" if "/" in step else step
-            texts.append(f"S = S₀·{step} = {_frac(S0)}·{step} = {_frac(S)}; "
+            texts.append(f"S = S₀·{step} = {fraction_text(S0)}·{step} = {fraction_text(S)}; "
                          f"over the {m1.T} phase{'s' if m1.T > 1 else ''} of the output: "
-                         f"largest r = {_frac(r)}, P = {_frac(P)}")
+                         f"largest r = {fraction_text(r)}, P = {fraction_text(P)}")
     return [f"receptive field {t}" for t in per_dim_lines(texts)]

@@ -7,7 +7,6 @@ CSV prints exact values.  The table is drawn by :mod:`convcalc.table`.
 from __future__ import annotations
 
 import functools
-from fractions import Fraction
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from .analysis import MIB, Analysis, Region, Row, last_field_row
@@ -22,10 +21,6 @@ FORMATS = ("table", "json", "csv", "markdown")
 # ---------------------------------------------------------------------------
 # values as text
 # ---------------------------------------------------------------------------
-
-def fmt_fraction(v: Fraction) -> str:
-    return fraction_text(v)
-
 
 def fmt_dims(vals, fmt=fraction_text) -> str:
     """Per-dim values in the layer language: one value when all dims agree."""
@@ -46,7 +41,7 @@ def fmt_rf(rf: Optional[ReceptiveField], note: Optional[str] = None,
         if note:  # the only paths without a number: different effective strides
             return "strides differ"
         return "global" if local is None else f"global; local {fmt_rf(local)}"
-    stride = fmt_dims(rf.stride, fmt_fraction)
+    stride = fmt_dims(rf.stride, fraction_text)
     # a fractional stride in parentheses: "3 / (1/2)" reads as size 3, stride ½;
     # a star: joined paths centered apart, the size their bounding box
     star = "*" if rf.offset else ""
@@ -193,9 +188,9 @@ def rf_report(a: Analysis) -> Report:
         else:
             label = ""
         cells = [fmt_rf(None, r.receptive_note), "", "", "", ""] if rf is None else [label +
-            fmt_dims(rf.size) + ("*" if rf.offset else ""), fmt_dims(rf.stride, fmt_fraction),
-            fmt_dims(rf.padding, fmt_fraction), fmt_dims(rf.start, fmt_fraction),
-            fmt_dims(rf.center, fmt_fraction)]
+            fmt_dims(rf.size) + ("*" if rf.offset else ""), fmt_dims(rf.stride, fraction_text),
+            fmt_dims(rf.padding, fraction_text), fmt_dims(rf.start, fraction_text),
+            fmt_dims(rf.center, fraction_text)]
         rows.append([str(r.index), layer_label(r), fmt_shape(r.output_shape), *cells])
     headers, rows = _with_names(a, ("#", "layer", "output", "size r", "stride S", "padding P",
                                     "start", "center"), rows)

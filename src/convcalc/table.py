@@ -57,7 +57,7 @@ def fit(headers: Sequence[str], rows: Sequence[Sequence[str]], wrapping: Sequenc
     columns wide: text columns narrowed to their longest unbreakable piece,
     then the columns of ``give_up`` left out in that order."""
     n = len(headers)
-    natural = [max([cell_len(h) for h in [headers[j]]] + [cell_len(r[j]) for r in rows])
+    natural = [max([cell_len(headers[j])] + [cell_len(r[j]) for r in rows])
                for j in range(n)]
     keep = list(range(n))
     if width is None:
