@@ -16,6 +16,7 @@ import click
 
 from . import __version__
 from .errors import ConvcalcError, StackSyntaxError, quoted, shown
+from .layers import fmt_shape
 
 FORMATS = ("table", "json", "csv", "markdown")
 
@@ -409,10 +410,6 @@ def _gather(layers: Sequence[str], files):
     return tokens, shape, source
 
 
-def _fmt_shape(shape) -> str:
-    return "x".join(map(str, shape))
-
-
 def rank_suggestion(given: Sequence[int], declared: Sequence[int]) -> str:
     """A shape of the declared rank close to what was given: one dim short
     is a batch or channels left out (torchsummary's C×H×W): insert a 1 where
@@ -426,10 +423,10 @@ def rank_suggestion(given: Sequence[int], declared: Sequence[int]) -> str:
             return (c[1] == declared[1], c[0] == declared[0],
                     sum(a == b for a, b in zip(c, declared)))
         best = max((batch, channels), key=fit)  # max keeps the first of equals: batch
-        return f"did you mean {_fmt_shape(best)}?"
+        return f"did you mean {fmt_shape(best)}?"
     return (f"the stack takes {len(declared)}-D inputs (batch, channels and "
             f"{len(declared) - 2} spatial dim{'' if len(declared) == 3 else 's'}), like "
-            f"{_fmt_shape(declared)}")
+            f"{fmt_shape(declared)}")
 
 
 def check_declared_rank(shape: Sequence[int], declared: Optional[Sequence[int]],
@@ -438,8 +435,8 @@ def check_declared_rank(shape: Sequence[int], declared: Optional[Sequence[int]],
     (``-i 1x28x28 @mnist`` must not silently run a 1-D network)."""
     if declared is None or len(shape) == len(declared):
         return
-    raise StackSyntaxError(f"input {_fmt_shape(shape)} ({len(shape)}-D) does not match the "
-                           f"{len(declared)}-D input {_fmt_shape(declared)} declared by "
+    raise StackSyntaxError(f"input {fmt_shape(shape)} ({len(shape)}-D) does not match the "
+                           f"{len(declared)}-D input {fmt_shape(declared)} declared by "
                            f"{source or 'the stack'}",
                            hint=rank_suggestion(shape, declared))
 
@@ -782,7 +779,7 @@ def draw(layers, input_shape, fmt, svg_path, at, max_frames, ascii_only):
         if fmt in ("table", "markdown"):
             out(f"Wrote {_printable(svg_path)}: {len(frames)} frame"
                 f"{'s' if len(frames) != 1 else ''} of {_printable(pic.token)} on "
-                f"{_fmt_shape(pic.input_shape)}")
+                f"{fmt_shape(pic.input_shape)}")
             return
     from .outputs import is_unicode
     ascii_only = ascii_only or not is_unicode(getattr(sys.stdout, "encoding", None) or "ascii")
@@ -825,7 +822,7 @@ def _erf(a, at, layer, fmt, v, max_memory, svg_path=None, inputs=()) -> None:
         from .heatmap_svg import erf_svg
         row = a.layers[target]
         title = (f"Effective receptive field of output {','.join(map(str, at))} of layer "
-                 f"{row.index} ({row.spec}) on {_fmt_shape(a.input_shape)}")
+                 f"{row.index} ({row.spec}) on {fmt_shape(a.input_shape)}")
         write_output_file(svg_path, erf_svg(g, ext, title, reg.region), inputs, "--svg")
     doc = {"at": list(at), "layer": a.layers[target].index,
            "extent_95": [list(e) for e in ext],

@@ -83,10 +83,6 @@ def fmt_shape(shape: Sequence[int]) -> str:
     return "x".join(str(v) for v in shape)
 
 
-def _join(vals) -> str:
-    return "x".join(str(v) for v in vals)
-
-
 # --- formula text for --explain ------------------------------------------------
 
 DIM_NAMES = {1: ("x",), 2: ("y", "x"), 3: ("z", "y", "x")}
@@ -246,7 +242,7 @@ def resolve_padding(p, sizes, ks, ss, ds) -> Pairs:
 
 
 def _pad_text(pairs: Pairs) -> str:
-    return _join(f"{b}:{a}" if b != a else str(b) for b, a in pairs)
+    return fmt_shape(f"{b}:{a}" if b != a else str(b) for b, a in pairs)
 
 
 # ---------------------------------------------------------------------------
@@ -271,9 +267,9 @@ def conv_step(shape: Shape, out: int, ks, ss, pairs: Pairs, ds, groups: int, bia
     for (b, a), i, k, s, d in zip(pairs, sizes, ks, ss, ds):
         eff = d * (k - 1) + 1
         if i + b + a < eff:
-            raise ShapeError(f"kernel {_join(d * (k - 1) + 1 for k, d in zip(ks, ds))} "
+            raise ShapeError(f"kernel {fmt_shape(d * (k - 1) + 1 for k, d in zip(ks, ds))} "
                              f"(dilated) is larger than the padded input "
-                             f"{_join(i + b + a for (b, a), i in zip(pairs, sizes))}")
+                             f"{fmt_shape(i + b + a for (b, a), i in zip(pairs, sizes))}")
         outs.append((i + b + a - eff) // s + 1)
     params = out * (C // groups) * math.prod(ks) + (out if bias else 0)
     macs = N * out * math.prod(outs) * (C // groups) * math.prod(ks)
@@ -400,13 +396,13 @@ class TConv(Layer):
             # PyTorch's forward(output_size=): op = target − minimum, 0 ≤ op < stride
             target = self.per_dim("size", n)
             if any(not lo <= t <= lo + s - 1 for t, lo, s in zip(target, lows, ss)):
-                raise ShapeError(f"size={_join(target)} cannot be reached: valid sizes range from "
-                                 f"{_join(lows)} to {_join(lo + s - 1 for lo, s in zip(lows, ss))} "
-                                 f"for an input of {_join(sizes)}")
+                raise ShapeError(f"size={fmt_shape(target)} cannot be reached: valid sizes range from "
+                                 f"{fmt_shape(lows)} to {fmt_shape(lo + s - 1 for lo, s in zip(lows, ss))} "
+                                 f"for an input of {fmt_shape(sizes)}")
             ops = tuple(t - lo for t, lo in zip(target, lows))
         outs = [lo + op for lo, op in zip(lows, ops)]
         if min(outs) < 1:
-            raise ShapeError(f"output size {_join(outs)} is less than 1 (input {_join(sizes)}, "
+            raise ShapeError(f"output size {fmt_shape(outs)} is less than 1 (input {fmt_shape(sizes)}, "
                              f"padding {_pad_text(pairs)})")
         return ks, ss, ds, pairs, ops, lows, outs
 
@@ -429,7 +425,7 @@ class TConv(Layer):
         N, C, sizes = shape[0], shape[1], shape[2:]
         lines = []
         if isinstance(sp["p"], str) and sp["p"] != "valid":
-            lines += [f"p={sp['p']}: crop {_pad_text(pairs)}, output padding {_join(ops)}"]
+            lines += [f"p={sp['p']}: crop {_pad_text(pairs)}, output padding {fmt_shape(ops)}"]
         if sp["size"] is not None:
             lines += per_dim_lines([f"size={t}: op = size − o_min = {t} − {lo} = {t - lo} "
                                     f"(valid: 0 ≤ op < s = {s})"
@@ -526,12 +522,12 @@ class Up(Layer):
             # PyTorch: ⌊i·scale⌋ in float arithmetic (25·1.16 = 28.999… → 28)
             exact = [float(i) * s for i, s in zip(sizes, scales)]
             if max(exact) > MAX_INT:
-                raise ShapeError(f"output size {_join(f'{v:.3g}' for v in exact)} is larger "
+                raise ShapeError(f"output size {fmt_shape(f'{v:.3g}' for v in exact)} is larger "
                                  f"than {MAX_INT:.0e}")
             outs = tuple(math.floor(v) for v in exact)
             if min(outs) < 1:
-                raise ShapeError(f"output size {_join(outs)} = ⌊{_join(sizes)} · "
-                                 f"{_join(f'{s:g}' for s in scales)}⌋ is less than 1")
+                raise ShapeError(f"output size {fmt_shape(outs)} = ⌊{fmt_shape(sizes)} · "
+                                 f"{fmt_shape(f'{s:g}' for s in scales)}⌋ is less than 1")
         windows = tuple(resample_window(mode, i, o, s, sp["align_corners"], n)
                         for i, o, s in zip(sizes, outs, scales))
         return [Step(shape, (*shape[:2], *outs), windows=windows)]
@@ -571,7 +567,7 @@ class Pool(Layer):
         # (the raw kernel, dilation or not)
         for (b, a), k in zip(pairs, ks):
             if 2 * max(b, a) > k:
-                raise error(f"padding {_pad_text(pairs)} is more than half the kernel {_join(ks)}")
+                raise error(f"padding {_pad_text(pairs)} is more than half the kernel {fmt_shape(ks)}")
 
     def geometry(self, shape):
         n = self.spatial(shape)
@@ -592,11 +588,11 @@ class Pool(Layer):
         seen = sizes if all(b == a for b, a in pairs) else \
             tuple(i + b + a for i, (b, a) in zip(sizes, pairs))
         if self.kind == "avgpool" and n == 3 and any(i < k for i, k in zip(seen, ks)):
-            raise ShapeError(f"input {_join(seen)} is smaller than the kernel {_join(ks)} "
+            raise ShapeError(f"input {fmt_shape(seen)} is smaller than the kernel {fmt_shape(ks)} "
                              f"(3-D average pooling does not count padding here)"
                              if seen == sizes else
-                             f"input {_join(sizes)} padded to {_join(seen)} is smaller than "
-                             f"the kernel {_join(ks)} (3-D average pooling)")
+                             f"input {fmt_shape(sizes)} padded to {fmt_shape(seen)} is smaller than "
+                             f"the kernel {fmt_shape(ks)} (3-D average pooling)")
         outs = []
         for i, k, s, (b, a), d in zip(sizes, ks, ss, pairs, ds):
             room = i + b + a - d * (k - 1) - 1
@@ -606,9 +602,9 @@ class Pool(Layer):
                 o -= 1
             outs.append(o)
         if min(outs) < 1:
-            raise ShapeError(f"output size {_join(outs)} is less than 1: the window "
-                             f"{_join(d * (k - 1) + 1 for k, d in zip(ks, ds))} does not fit the "
-                             f"padded input {_join(i + b + a for i, (b, a) in zip(sizes, pairs))}")
+            raise ShapeError(f"output size {fmt_shape(outs)} is less than 1: the window "
+                             f"{fmt_shape(d * (k - 1) + 1 for k, d in zip(ks, ds))} does not fit the "
+                             f"padded input {fmt_shape(i + b + a for i, (b, a) in zip(sizes, pairs))}")
         return ks, ss, ds, pairs, outs
 
     def steps(self, shape):
@@ -619,7 +615,7 @@ class Pool(Layer):
 
     def explain(self, shape):
         ks, ss, ds, pairs, outs = self.geometry(shape)
-        lines = [] if self.spec["s"] is not None else [f"s = k = {_join(ks)} (the default)"]
+        lines = [] if self.spec["s"] is not None else [f"s = k = {fmt_shape(ks)} (the default)"]
         return [lines + padding_lines(self.spec["p"], shape[2:], ks, ss, ds, pairs)
                 + conv_output_lines(shape[2:], ks, ss, ds, pairs, outs, self.spec["ceil"])]
 
@@ -1230,7 +1226,7 @@ class Concat(GraphLayer):
             if w:
                 lines.append(f"crop {graph.label(p)} {fmt_shape(graph.shape(p)[2:])} → "
                              f"{fmt_shape(st.output_shape[2:])}: offset ⌊(i − t)/2⌋ = "
-                             f"{_join(-x.pad for x in w)}")
+                             f"{fmt_shape(-x.pad for x in w)}")
         return lines
 
 
@@ -1255,7 +1251,7 @@ class Crop(GraphLayer):
     def explain_graph(self, graph, st):
         w = st.inputs[0][1]
         return [f"center crop {fmt_shape(st.input_shape[2:])} → {fmt_shape(st.output_shape[2:])}: "
-                f"offset ⌊(i − t)/2⌋ = {_join(-x.pad for x in w)} (a view: allocates nothing)"]
+                f"offset ⌊(i − t)/2⌋ = {fmt_shape(-x.pad for x in w)} (a view: allocates nothing)"]
 
 
 LAYER_CLASSES: Dict[str, Type[Layer]] = {
