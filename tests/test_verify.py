@@ -104,6 +104,40 @@ def test_a_wrong_receptive_field_is_caught():
     assert "impulse" in v.failures[0]
 
 
+@pytest.mark.parametrize("forged", [2, 3])
+def test_a_window_claimed_where_the_mask_passes_unchanged_is_caught(forged):
+    # a batch norm (layer 2) and a 1x1 conv (layer 3) pass the impulse mask
+    # through as it is; a claimed 3x3 window there must still be compared
+    a = convcalc.analyze(["conv:4,k=3,p=1", "bn", "conv:4,k=1", "relu"], (1, 2, 9, 9))
+    rows = list(a.layers)
+    src = rows[forged - 1].inputs[0][0]
+    rows[forged - 1] = rows[forged - 1]._replace(inputs=((src, rows[0].windows),))
+    v = verify(a._replace(layers=tuple(rows)))
+    assert v.receptive_field is False and v.shapes and v.params
+    assert v.failures[0].startswith(f"layer {forged} ") and "impulse" in v.failures[0]
+    # unforged, every row's mask is compared and agrees
+    assert verify(a).ok and verify(a).rf_layers == 4
+
+
+def test_the_checks_batch_norm_keeps_a_finite_tensor_finite():
+    # verify skips the inf scan after a bn: its mean 0, variance 1 and
+    # |weight|, |bias| < 1 cannot take float32's largest values past it
+    import numpy as np
+    from convcalc import ops
+    from convcalc.verify import _Runner
+    big = np.finfo(np.float32).max
+    x = np.array([big, -big, big / 2, 0, 1e-30], np.float32).reshape(1, 5, 1, 1)
+    a = convcalc.analyze(["bn"], (1, 5, 1, 1))
+    row = a.layers[0]
+    from convcalc.layers import build
+    from convcalc.language import parse_token
+    for seed in range(20):
+        y, tensors = _Runner(np, ops, np.random.default_rng(seed)).run(
+            row, build(parse_token(row.spec, 0)), [x])
+        assert np.isfinite(y).all() and len(tensors) == 2
+        assert all(np.abs(t).max() < 1 for t in tensors)
+
+
 @pytest.mark.parametrize("tokens, claim", [
     (["conv:8,k=3", "gn:2"], ()),  # gn mixes every position: claimed to mix none
     (["conv:8,k=3", "ln:3"], ()),  # ln's weights span C x H x W: the check runs uncropped
@@ -173,6 +207,20 @@ def test_raw_weights_are_the_same_draws_read_in_place():
     scaled = _Runner(np, ops, np.random.default_rng(7)).weights(4, 3, 3, 3)
     np.testing.assert_allclose(ops.conv(x, w) * np.float32(1 / 27 ** 0.5), ops.conv(x, scaled),
                                rtol=1e-5, atol=1e-6)
+    # layer_weights puts the scale on the smaller side: a scaled copy of a
+    # weight smaller than the output (108 < 216), the view past it
+    for out_size, copied in ((216, True), (107, False)):
+        w, b, left = _Runner(np, ops, np.random.default_rng(7)).layer_weights((4, 3, 3, 3), 4,
+                                                                             out_size)
+        assert (left == 1.0) is copied and w.flags.writeable is copied
+        y = ops.conv(x, w, b) * np.float32(left)
+        want = ops.conv(x, w if copied else scaled.reshape(4, 3, 3, 3),
+                        b if copied else b * np.float32(1 / 27 ** 0.5))
+        assert np.array_equal(w.ravel(), (pool[:108] * np.float32(1 / 27 ** 0.5))
+                              if copied else pool[:108])
+        np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-6)
+        assert np.array_equal(b, pool[108:112] * np.float32(1 / 27 ** 0.5) if copied
+                              else pool[108:112])
 
 
 def test_memory_guard_says_how_much():

@@ -181,7 +181,8 @@ def peak_bytes(a: Analysis) -> int:
 
 def _scaled(y, scale: float):
     """An op's fresh output times the 1/√fan-in its weights were not given."""
-    y *= y.dtype.type(scale)
+    if scale != 1.0:
+        y *= y.dtype.type(scale)
     return y
 
 
@@ -196,8 +197,13 @@ class _Runner:
         """(where the next tensor starts in the pool, its size, 1/√fan-in)."""
         np = self.np
         if self.pool is None:
-            self.pool = self.rng.random(POOL, dtype=np.float32)
-            self.pool *= 2
+            # rng.random(POOL, dtype=float32) * 2 - 1, value for value, in half
+            # its time: NumPy makes each float32 of the top 24 bits of a 32-bit
+            # word, the low half of each 64-bit draw first
+            raw = self.rng.bit_generator.random_raw((POOL + 1) // 2)
+            bits = np.ascontiguousarray(raw, dtype="<u8").view("<u4")[:POOL]
+            self.pool = (bits >> 8).astype(np.float32)
+            self.pool *= np.float32(2 ** -23)
             self.pool -= 1
         n = math.prod(shape)
         scale = 1 / math.sqrt(math.prod(shape[1:])) if len(shape) > 1 else 1.0
@@ -241,6 +247,18 @@ class _Runner:
             self.tiled.flags.writeable = False
         return self.tiled[start:start + n].reshape(shape), scale
 
+    def layer_weights(self, shape, bias: int, out_size: int):
+        """(weight, bias or None, the factor the output still needs) for a
+        conv, transposed conv or linear layer: the 1/√fan-in goes on the
+        smaller of the weight (a scaled copy) and the output (the weight read
+        in place, the output scaled after the op)."""
+        w, scale = self.raw(*shape)
+        b = self.raw(bias)[0] if bias else None
+        if w.size > out_size:
+            return w, b, scale
+        f = self.np.float32(scale)
+        return w * f, (None if b is None else b * f), 1.0
+
     def run(self, row: Row, layer: Layer, xs) -> Tuple[object, List[object]]:
         """(output, parameter tensors) of one row on its inputs."""
         sp = layer.spec
@@ -255,23 +273,24 @@ class _Runner:
         if kind in ("conv", "sepconv"):
             ks, ss, ds, pairs = layer.geometry(row.input_shape)
             C = x.shape[1]
+            size = math.prod(row.output_shape)
             if row.part == "pointwise":
-                w, scale = self.raw(sp["out"], C, *(1,) * n)
-                b = self.raw(sp["out"])[0] if sp["bias"] else None
+                w, b, scale = self.layer_weights((sp["out"], C, *(1,) * n),
+                                                 sp["out"] if sp["bias"] else 0, size)
                 return _scaled(ops.conv(x, w, b), scale), [t for t in (w, b) if t is not None]
             if kind == "sepconv":
                 out, groups, bias = C * sp["mult"], C, sp["dbias"]
             else:
                 out, groups, bias = sp["out"], sp["g"], sp["bias"]
-            w, scale = self.raw(out, C // groups, *ks)
-            b = self.raw(out)[0] if bias else None
+            w, b, scale = self.layer_weights((out, C // groups, *ks), out if bias else 0, size)
             y = ops.conv(x, w, b, ss, pairs, ds, groups, sp["pm"])
             return _scaled(y, scale), [t for t in (w, b) if t is not None]
         if kind == "tconv":
             layer = layer.bind(lambda _: row.output_shape)
             ks, ss, ds, pairs, opad, _, _ = layer.geometry(row.input_shape)
-            w, scale = self.raw(x.shape[1], sp["out"] // sp["g"], *ks)
-            b = self.raw(sp["out"])[0] if sp["bias"] else None
+            w, b, scale = self.layer_weights((x.shape[1], sp["out"] // sp["g"], *ks),
+                                             sp["out"] if sp["bias"] else 0,
+                                             math.prod(row.output_shape))
             y = ops.conv_transpose(x, w, b, ss, pairs, opad, sp["g"], ds)
             return _scaled(y, scale), [t for t in (w, b) if t is not None]
         if kind == "up":
@@ -300,8 +319,9 @@ class _Runner:
         if kind == "flatten":
             return ops.flatten(x, 1), []
         if kind == "linear":
-            w, scale = self.raw(sp["out"], x.shape[-1])
-            b = self.raw(sp["out"])[0] if sp["bias"] else None
+            w, b, scale = self.layer_weights((sp["out"], x.shape[-1]),
+                                             sp["out"] if sp["bias"] else 0,
+                                             math.prod(row.output_shape))
             return _scaled(ops.linear(x, w, b), scale), [t for t in (w, b) if t is not None]
         raise ValueError(f"no runner for {kind}")  # pragma: no cover
 
@@ -339,6 +359,8 @@ class _Runner:
             if row.part == "pointwise":
                 return m
             ks, ss, ds, pairs = layer.geometry(row.input_shape)
+            if all(k == 1 for k in ks) and all(s == 1 for s in ss) and not any(map(any, pairs)):
+                return m  # one tap of weight 1 at every position: the mask itself
             return ops.conv(m, np.ones((1, 1, *ks)), None, ss, pairs, ds, 1, sp["pm"])
         if kind == "tconv":
             layer = layer.bind(lambda _: row.output_shape)
@@ -645,14 +667,23 @@ def _run_rows(np, a, runner, result, values, axes, starts, masks, predicted, ove
             or (ins[0] is None and row.kind not in GRAPH_KINDS))
         if traced:
             m = runner.impulse(row, layer, ins)
-            # each start's mask scaled to a top of 1: finite numbers; zeros stay zeros
-            top = m.reshape(len(m), -1).max(axis=1) if m.size else np.zeros(len(m))
-            masks[pos] = m / np.where(top > 0, top, 1).reshape((-1,) + (1,) * (m.ndim - 1))
+            # the input's own mask (a position-wise layer, a 1x1 window) is
+            # scaled already; a new one is scaled to a top of 1 per start:
+            # finite numbers, and zeros stay zeros
+            same = m is ins[0]
+            if same:
+                masks[pos] = m
+            else:
+                top = m.reshape(len(m), -1).max(axis=1) if m.size else np.zeros(len(m))
+                masks[pos] = m / np.where(top > 0, top, 1).reshape((-1,) + (1,) * (m.ndim - 1))
             for j, pj in enumerate(predicted):
                 pj[pos] = receptive._simplify([
                     prod for (src, w), m_in in zip(row.inputs, ins) if m_in is not None
                     for prod in receptive.forward(pj[src], w)])
-                _compare_impulse(np, result, row, starts[j], masks[pos][j, 0], pj[pos])
+                # the same mask against the same prediction was compared where
+                # it was made (the input's impulses are their prediction)
+                if not (same and pj[pos] == pj[row.inputs[0][0]]):
+                    _compare_impulse(np, result, row, starts[j], masks[pos][j, 0], pj[pos])
         result.rf_layers += traced
         for src in [s for s, _ in row.inputs] + [pos]:  # free what no later row reads
             if last_use.get(src, -2) <= pos:
@@ -673,7 +704,10 @@ BOUNDED_ACTS = ("relu", "relu6", "hardtanh", "hardsigmoid", "sigmoid", "tanh", "
 
 
 def _keeps_finite(row: Row, layer: Layer) -> bool:
-    return row.kind in KEEPS_FINITE or (row.kind == "act" and layer.spec["name"] in BOUNDED_ACTS)
+    # the check's batch norms have mean 0, variance 1 and |weight|, |bias| < 1:
+    # |y| <= |x| + 1, which no finite float32 overflows (1 is below its ulp there)
+    return row.kind in KEEPS_FINITE or row.kind == "bn" or \
+        (row.kind == "act" and layer.spec["name"] in BOUNDED_ACTS)
 
 
 def _compare_impulse(np, result: Verification, row: Row, start, mask, products) -> None:
