@@ -676,10 +676,12 @@ def _run_rows(np, a, runner, result, values, axes, starts, masks, predicted, ove
             else:
                 top = m.reshape(len(m), -1).max(axis=1) if m.size else np.zeros(len(m))
                 masks[pos] = m / np.where(top > 0, top, 1).reshape((-1,) + (1,) * (m.ndim - 1))
+            fed = [(src, w) for (src, w), m_in in zip(row.inputs, ins) if m_in is not None]
             for j, pj in enumerate(predicted):
-                pj[pos] = receptive._simplify([
-                    prod for (src, w), m_in in zip(row.inputs, ins) if m_in is not None
-                    for prod in receptive.forward(pj[src], w)])
+                # one input's prediction is simplified already (a join's union is not)
+                pj[pos] = receptive.forward(pj[fed[0][0]], fed[0][1]) if len(fed) == 1 else \
+                    receptive._simplify([prod for src, w in fed
+                                         for prod in receptive.forward(pj[src], w)])
                 # the same mask against the same prediction was compared where
                 # it was made (the input's impulses are their prediction)
                 if not (same and pj[pos] == pj[row.inputs[0][0]]):
