@@ -316,14 +316,16 @@ def _walk(specs, layers, shape: Shape, width: int, explain: bool, receptive: boo
     # repeats a token at one shape (10^5 conv/relu pairs) works each out once
     # (specs of one token text share their args, see parse_stack)
     known_steps: dict = {}
+    merges = True  # whether two different states before spec L may be one state at L
     for L, (spec, layer) in enumerate(zip(specs, layers)):
-        if at_layer is not None:
+        if at_layer is not None and merges:
             at_layer(graph, L)
         try:
             if isinstance(layer, GraphLayer):
                 steps = layer.graph_steps(graph)
                 notes = [layer.explain_graph(graph, st) for st in steps] if explain \
                     else [()] * len(steps)
+                merges = True
             else:
                 here = graph.shape(graph.cur)
                 layer.check_rank(here)
@@ -336,6 +338,12 @@ def _walk(specs, layers, shape: Shape, width: int, explain: bool, receptive: boo
                 else:  # size=NAME: a value read from the graph
                     layer, steps = bound, bound.steps(here)
                 notes = layer.explain(here) if explain else [()] * len(steps)
+                # a layer that keeps its input's shape and layout and reads no
+                # name maps different states to different states: nothing new
+                # can be met after it (a check skipped only costs a longer walk)
+                merges = bound is not layer or any(
+                    st.output_shape != st.input_shape or st.permutation is not None
+                    for st in steps)
         except ConvcalcError as e:
             raise e.located(spec.index, spec.text)
         for st, lines in zip(steps, notes):
@@ -497,7 +505,8 @@ class _Graph:
         inputs = raw if standard else tuple(
             (src, _spatial_windows(w, in_axes, frame if graph_op else self.shape(src), self.n))
             for src, w in raw)
-        mixed = sorted({in_axes[j] for j in st.mixes if isinstance(in_axes[j], int)})
+        mixed = sorted({in_axes[j] for j in st.mixes if isinstance(in_axes[j], int)}) \
+            if st.mixes else []
         local = st.local
         if st.grouped is not None and isinstance(in_axes[st.grouped], int):
             # group norm of a permuted tensor: its groups are blocks of a spatial dim;
@@ -508,16 +517,20 @@ class _Graph:
         if self.receptive:
             path, local_state, lines = self._fields(spec, st, lines, explain, inputs, mixed,
                                                     local)
+            field = self._field(path)
+            local_field = local_state.field() if path.dims is None else None
         else:  # shapes and counts only (solve sizes, models)
             path = local_state = _NO_FIELD
+            field = local_field = None
         width = self.width
         act = math.prod(st.output_shape) * width if st.allocates else 0
         self.rows.append(Row(
             spec.index, spec.kind, spec.text, st.part, st.input_shape, st.output_shape,
-            st.padding, st.params, st.buffers, st.macs, act, self._field(path), inputs[0][1],
+            st.padding, st.params, st.buffers, st.macs, act, field, inputs[0][1],
             tuple(lines), inputs, path.note, mixed_by=path.mixed and path.mixed[1],
-            local_receptive_field=local_state.field() if path.dims is None else None,
-            axes=() if out_axes == _standard(len(out_axes)) else out_axes,
+            local_receptive_field=local_field,
+            axes=() if out_axes is in_axes and standard or out_axes == _standard(len(out_axes))
+            else out_axes,
             mixes=tuple(mixed) if local else (), name=spec.name))
         self.cur = len(self.rows) - 1
         self.states[self.cur] = path
