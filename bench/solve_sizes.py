@@ -5,8 +5,8 @@
 
 `convcalc solve sizes @resnet50 --range 32..1024 --format json` divided by
 `convcalc shape @resnet50 --format json` (both installed with `pip install
-.`, best of --repeat rounds, each running both in turn).  Goal: at most 5.  Also @unet over the same range,
-a stack whose joins decide which sizes work.
+.`, best of --repeat rounds, each running both in turn).  Goal: at most 5.
+Also @unet over the same range, a stack whose joins decide which sizes work.
 """
 from __future__ import annotations
 
