@@ -316,7 +316,7 @@ def _walk(specs, layers, shape: Shape, width: int, explain: bool, receptive: boo
     # repeats a token at one shape (10^5 conv/relu pairs) works each out once
     # (specs of one token text share their args, see parse_stack)
     known_steps: dict = {}
-    merges = True  # whether two different states before spec L may be one state at L
+    merges = True  # whether two states that differ before spec L may be one at L
     for L, (spec, layer) in enumerate(zip(specs, layers)):
         if at_layer is not None and merges:
             at_layer(graph, L)
@@ -329,21 +329,22 @@ def _walk(specs, layers, shape: Shape, width: int, explain: bool, receptive: boo
             else:
                 here = graph.shape(graph.cur)
                 layer.check_rank(here)
-                bound = layer.bind(shape_of)
-                if bound is layer:
+                if layer.binds:  # size=NAME: a value read from the graph
+                    layer = layer.bind(shape_of)
+                    steps, merges = layer.steps(here), True
+                else:
                     key = (spec.kind, id(spec.args), here)
-                    steps = known_steps.get(key)
-                    if steps is None:
-                        steps = known_steps[key] = layer.steps(here)
-                else:  # size=NAME: a value read from the graph
-                    layer, steps = bound, bound.steps(here)
+                    known = known_steps.get(key)
+                    if known is None:
+                        steps = layer.steps(here)
+                        # one that keeps its input's shape and layout maps
+                        # different states to different states: nothing new can
+                        # be met after it (a check skipped costs a longer walk)
+                        known = known_steps[key] = (steps, any(
+                            st.output_shape != st.input_shape or st.permutation is not None
+                            for st in steps))
+                    steps, merges = known
                 notes = layer.explain(here) if explain else [()] * len(steps)
-                # a layer that keeps its input's shape and layout and reads no
-                # name maps different states to different states: nothing new
-                # can be met after it (a check skipped only costs a longer walk)
-                merges = bound is not layer or any(
-                    st.output_shape != st.input_shape or st.permutation is not None
-                    for st in steps)
         except ConvcalcError as e:
             raise e.located(spec.index, spec.text)
         for st, lines in zip(steps, notes):
@@ -524,14 +525,16 @@ class _Graph:
             field = local_field = None
         width = self.width
         act = math.prod(st.output_shape) * width if st.allocates else 0
+        # every field in order, none by keyword: a row is made per layer per
+        # size in solve sizes, and keywords double the cost of making it
         self.rows.append(Row(
             spec.index, spec.kind, spec.text, st.part, st.input_shape, st.output_shape,
             st.padding, st.params, st.buffers, st.macs, act, field, inputs[0][1],
-            tuple(lines), inputs, path.note, mixed_by=path.mixed and path.mixed[1],
-            local_receptive_field=local_field,
-            axes=() if out_axes is in_axes and standard or out_axes == _standard(len(out_axes))
+            tuple(lines), inputs, path.note, None, None, path.mixed and path.mixed[1],
+            local_field,
+            () if out_axes is in_axes and standard or out_axes == _standard(len(out_axes))
             else out_axes,
-            mixes=tuple(mixed) if local else (), name=spec.name))
+            tuple(mixed) if local else (), spec.name))
         self.cur = len(self.rows) - 1
         self.states[self.cur] = path
         self.local[self.cur] = local_state

@@ -146,6 +146,7 @@ class Layer:
 
     def __init__(self, spec: LayerSpec):
         self.spec = spec
+        self.binds = isinstance(spec["size"], str)  # size=NAME: see bind
         lengths = {len(v) for v in spec.args.values() if isinstance(v, tuple) and len(v) > 1}
         if len(lengths) > 1:
             raise StackSyntaxError(f"per-dim values disagree on the number of dims "
@@ -158,9 +159,9 @@ class Layer:
     def bind(self, shape_of) -> "Layer":
         """The layer with ``size=NAME`` replaced by that tensor's spatial size
         (``shape_of(name)`` gives a named tensor's shape)."""
-        size = self.spec["size"]
-        if not isinstance(size, str):
+        if not self.binds:
             return self
+        size = self.spec["size"]
         target = shape_of(size)
         if len(target) < 3:
             raise ShapeError(f"size={size}: {fmt_shape(target)} has no spatial dims")
@@ -1123,6 +1124,8 @@ class From(GraphLayer):
 def broadcast_shape(a: Shape, b: Shape) -> Optional[Shape]:
     """PyTorch's broadcasting: dims aligned from the right, each pair equal or one
     of them 1; None when the shapes cannot broadcast."""
+    if a == b:  # a residual: every dim equal
+        return a
     out = []
     for j in range(1, max(len(a), len(b)) + 1):
         x = a[-j] if j <= len(a) else 1
@@ -1137,6 +1140,8 @@ def broadcast_windows(shape: Shape, out: Shape) -> Tuple[Window, ...]:
     """How a broadcast input is read along the output's spatial dims: a dim it
     has whole keeps positions; a size-1 (or missing) dim is read at 0 by every
     output (stride 0).  () when it keeps every position."""
+    if shape == out:
+        return ()
     lead = len(out) - len(shape)
     windows = []
     for j in range(2, len(out)):
