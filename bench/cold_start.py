@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Start-up of convcalc as people use it, as ratios measured in one run.
 
-    python bench/cold_start.py [--repeat 7] [--venv DIR]
+    python bench/cold_start.py [--repeat 15] [--venv DIR]
 
 Each line is a fresh `convcalc` process (installed with `pip install .`,
 byte-compiled) divided by `python -c "import click"` in the same venv (the
@@ -48,7 +48,7 @@ torchinfo.summary(resnet50(), input_size=(1, 3, 224, 224), verbose=0)
 
 
 def main():
-    ap = arguments(__doc__, 7)
+    ap = arguments(__doc__, 15)
     args = ap.parse_args()
     inst = install(args.venv, args.source)
     runs = [([inst.python, "-c", "import click"], 0)] + \

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """`solve sizes` against one analysis, as a ratio of fresh processes.
 
-    python bench/solve_sizes.py [--repeat 5] [--venv DIR]
+    python bench/solve_sizes.py [--repeat 9] [--venv DIR]
 
 `convcalc solve sizes @resnet50 --range 32..1024 --format json` divided by
 `convcalc shape @resnet50 --format json` (both installed with `pip install
@@ -15,7 +15,7 @@ from harness import arguments, best_interleaved, install, ratio_line
 
 
 def main():
-    ap = arguments(__doc__, 5)
+    ap = arguments(__doc__, 9)
     args = ap.parse_args()
     inst = install(args.venv, args.source)
     for model, size in (("@resnet50", "1x3x224x224"), ("@unet", "1x1x512x512")):

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """How long `--verify` takes on ResNet-50, against PyTorch's own forward pass.
 
-    python bench/verify_vs_torch.py [--input 1x3x224x224] [--repeat 3] [--rounds 3]
+    python bench/verify_vs_torch.py [--input 1x3x224x224] [--repeat 3] [--rounds 5]
                                     [--threads N] [--venv DIR]
 
 Two separate processes with the same thread count (OMP/OpenBLAS/MKL
@@ -58,7 +58,7 @@ def main():
     ap = arguments(__doc__, 3)
     ap.add_argument("--input", default="1x3x224x224")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
-    ap.add_argument("--rounds", type=int, default=3,
+    ap.add_argument("--rounds", type=int, default=5,
                     help="processes of each, taken in turns (the best counts)")
     args = ap.parse_args()
     inst = install(args.venv, args.source)
