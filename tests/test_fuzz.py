@@ -513,6 +513,9 @@ def analysis_case(draw, garbage: float, huge: bool, tokens_strategy=None):
     return Case(command, argv, toks, options, fmt)
 
 
+_COPIED_BORDER = re.compile(r"(pm|mode)=(reflect|replicate|circular)")
+
+
 def check_document(case: Case, o: Outcome) -> None:
     """Invariants of a successful ``--format json`` document (SPEC §5)."""
     if o.code != 0 or case.fmt != "json" or case.command not in ("shape", "rf"):
@@ -523,9 +526,12 @@ def check_document(case: Case, o: Outcome) -> None:
         if doc["region"] is None:
             return
         inp = _shape_dims(case.options.get("-i"))
+        copies = any(_COPIED_BORDER.search(t) for t in case.tokens)
         for d, (lo, hi) in enumerate(doc["region"]):
             ulo, uhi = doc["unclipped"][d]
-            assert ulo <= lo <= hi <= uhi, (doc, where)
+            # a border that copies real positions reads them wherever they are
+            # (a circular one wraps to the far end): the region may leave the box
+            assert lo <= hi and (copies or ulo <= lo <= hi <= uhi), (doc, where)
             if inp:
                 assert 0 <= lo and hi < inp[2 + d], (doc, where)
         return
@@ -1119,6 +1125,18 @@ FIXED = [
 def test_fixed_bug_stays_fixed(argv, codes):
     o = _bug_run(argv)
     assert o.code in codes, (o.code, o.stderr)
+
+
+def test_rf_at_through_a_circular_border_wraps_past_the_unclipped_box():
+    # found by this fuzz (seed 3081951818): output 0 of the circular conv reads
+    # padded positions 0..2 of a size-2 input, x0 x1 x0, so both positions; three
+    # k=3 convs back that is all of 0..7 (PyTorch autograd with positive weights
+    # agrees), while r = 9, P = 2 puts the unclipped box at -2..6
+    o = _bug_run(["rf", "-i", "1x1x8", "--format", "json", "--at", "0", "conv:1,k=3",
+                  "conv:1,k=3", "conv:1,k=3", "conv:1,k=3,p=2,pm=circular"])
+    assert o.code == 0
+    doc = json.loads(o.stdout)
+    assert doc["region"] == [[0, 7]] and doc["unclipped"] == [[-2, 6]]
 
 
 def test_file_name_with_newlines():
