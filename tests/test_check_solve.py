@@ -756,7 +756,9 @@ def test_solve_sizes_bad_ranges_exit_2():
     r = run("solve", "sizes", "-i", "1x1x8x8", *UNET2, "--range", "ten..20")
     assert r.exit_code == 2
     r = run("solve", "sizes", "-i", "1x1x8x8", *UNET2, "--range", "0..20")
-    assert r.exit_code == 2
+    assert r.exit_code == 2 and "--range 0..20: sizes start at 1" in r.stderr
+    r = run("solve", "sizes", "-i", "1x1x8x8", *UNET2, "--range", "20..10")
+    assert r.exit_code == 2 and "--range 20..10 is empty" in r.stderr
 
 
 def test_solve_sizes_exactly_the_cap_is_allowed():

@@ -252,7 +252,9 @@ def solve_sizes(tokens: Sequence, template: Sequence[int], low: int, high: int
     stack analyzes and no layer rounds input away or lands between sizes."""
     if len(template) < 3:
         raise StackSyntaxError("solve sizes needs an input with spatial dims")
-    if not 1 <= low <= high:
+    if low < 1:
+        raise StackSyntaxError(f"--range {low}..{high}: sizes start at 1")
+    if low > high:
         raise StackSyntaxError(f"--range {low}..{high} is empty")
     if high - low >= MAX_SIZES:
         raise StackSyntaxError(f"--range spans more than {MAX_SIZES:,} sizes; narrow it")
