@@ -491,21 +491,24 @@ class _Graph:
         receptive states, label where positions mix."""
         graph_op = st.inputs is not None
         raw = st.inputs or ((self.cur, st.windows),)
-        if graph_op:  # the output takes the layout of its widest input
+        if graph_op and len(raw) > 1:  # the output takes the layout of its widest input
             in_axes = max((self.axes[src] for src, _ in raw), key=len)
         else:
-            in_axes = self.axes[self.cur]
-        standard = in_axes == _standard(len(in_axes))
+            in_axes = self.axes[raw[0][0]]
+        rank = len(in_axes)
+        standard = in_axes is _STANDARD.get(rank) or in_axes == _standard(rank)
         if st.permutation is not None:
             out_axes = tuple(in_axes[d] for d in st.permutation)
-        elif len(st.output_shape) == len(in_axes):
+        elif len(st.output_shape) == rank:
             out_axes = in_axes
         else:
             out_axes = _standard(len(st.output_shape))
-        frame = st.output_shape if graph_op else st.input_shape
-        inputs = raw if standard else tuple(
-            (src, _spatial_windows(w, in_axes, frame if graph_op else self.shape(src), self.n))
-            for src, w in raw)
+        if standard:
+            inputs = raw
+        else:
+            inputs = tuple((src, _spatial_windows(w, in_axes, st.output_shape if graph_op
+                                                  else self.shape(src), self.n))
+                           for src, w in raw)
         mixed = sorted({in_axes[j] for j in st.mixes if isinstance(in_axes[j], int)}) \
             if st.mixes else []
         local = st.local
