@@ -636,7 +636,7 @@ def wellformed_token(draw):
         f"sepconv:{c},k={k}{s}{p}", f"tconv:{c},k={k}{s}{d}", f"tconv:{c},k={k},s=2,p=1,op=1",
         f"tconv:{c},k=4,s=2,p=1,size={draw(st.integers(1, 40))}",
         f"maxpool:{k}{s}{p}", f"maxpool:{k}{s},ceil", f"avgpool:{k}{s}{p}",
-        f"avgpool:{k}{s},ceil,count_include_pad=false", f"maxpool:3,s=2,p=1,d=2",
+        f"avgpool:{k}{s},ceil,count_include_pad=false", "maxpool:3,s=2,p=1,d=2",
         f"up:{draw(st.sampled_from(['2', '0.5', '1.5', '3', '2x1', '1.16']))}",
         f"up:scale=2,mode={draw(st.sampled_from(language.UP_MODES))}",
         f"up:size={draw(st.integers(1, 40))},mode=bilinear,align_corners",
