@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import math
 import re
-from fractions import Fraction
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple, Union
 
 from . import receptive as rfmath
-from .bignum import fraction_text
+from .bignum import fraction, fraction_text
 from .collector import paused
 from .errors import ConvcalcError, ShapeError, StackSyntaxError, quoted, shown
 from .language import DTYPES, LayerSpec, default_input, parse_shape, parse_stack
 from .layers import DIM_NAMES, GraphLayer, Pairs, Shape, Step, Window, build
 from .receptive import PathState, ReceptiveField
 from .records import record
+
+if TYPE_CHECKING:
+    from fractions import Fraction
 
 MIB = 1024 ** 2
 
@@ -677,7 +679,7 @@ def inexact(r: Row) -> Optional[str]:
                         f"of {w.in_size} (dim {d + 1}: {w.out_size} "
                         f"window{'s' if w.out_size > 1 else ''} of stride {w.stride})")
         elif r.kind == "up" and w.scale_factor is not None:
-            exact = w.in_size * Fraction(repr(w.scale_factor))
+            exact = w.in_size * fraction(repr(w.scale_factor))
             if exact.denominator != 1:
                 return f"rounds {w.in_size}·{w.scale_factor:g} = {float(exact):g} down to {w.out_size}"
     return None
@@ -687,7 +689,7 @@ def _downsampling(graph: "_Graph", pos: int) -> Tuple[int, ...]:
     """Per spatial dim, the largest whole stride product reached on the path
     to ``pos``: what the input size must be divisible by."""
     n = len(graph.input_shape) - 2
-    peak, running = [1] * n, [Fraction(1)] * n
+    peak, running = [1] * n, [fraction(1)] * n
     for p in graph.path(pos):
         for d, w in enumerate(graph.rows[p].windows or ()):
             if w.kind == "conv":

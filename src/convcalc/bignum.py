@@ -7,11 +7,18 @@ JSON number.
 """
 from __future__ import annotations
 
-from fractions import Fraction
 
 DIGITS = 4000  # exact digits below this length (Python's limit is 4,300)
 _BITS = int(DIGITS / 0.30103)  # bit lengths safely under DIGITS decimal digits
 _LEAD = 6  # significant digits of the exponent form
+
+
+def fraction(*args):
+    """``fractions.Fraction(*args)``, imported on first use: fractions brings
+    decimal with it, 4 ms of every start-up, and a stack whose strides and
+    ratios are whole never makes one."""
+    from fractions import Fraction
+    return Fraction(*args)
 
 
 def int_text(n: int) -> str:
@@ -32,7 +39,7 @@ def fraction_text(v) -> str:
     """``3``, ``1/2`` of an int or a Fraction (a float as its exact fraction);
     numerator and denominator through :func:`int_text`."""
     if isinstance(v, float):
-        v = Fraction(v)
+        v = fraction(v)
     if v.denominator == 1:
         return int_text(v.numerator)
     return f"{int_text(v.numerator)}/{int_text(v.denominator)}"

@@ -14,12 +14,15 @@ tap), linear = rows·in·out; bias and every other layer count 0.
 from __future__ import annotations
 
 import math
-from fractions import Fraction
-from typing import Dict, List, Optional, Sequence, Tuple, Type
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple, Type
 
+from .bignum import fraction
 from .errors import ShapeError, StackSyntaxError
 from .language import MAX_INT, LayerSpec, TrailingPairs
 from .records import record
+
+if TYPE_CHECKING:
+    from fractions import Fraction
 
 Shape = Tuple[int, ...]
 Pairs = Tuple[Tuple[int, int], ...]
@@ -43,7 +46,7 @@ class Window:
     stride: int = 1
     pad: int = 0
     dilation: int = 1
-    ratio: Fraction = Fraction(1)
+    ratio: Fraction = 1  # an int while whole (no fractions import for whole stacks)
     align_corners: bool = False
     scale_factor: Optional[float] = None  # as given (PyTorch computes with 1/it in float32)
     copy: bool = False  # PyTorch's kernel copies or halves instead of computing indices
@@ -483,13 +486,13 @@ def resample_window(mode: str, i: int, o: int, scale: Optional[float], align_cor
     """
     if (mode in INTERPOLATING and mode != "bicubic" and o == i) or \
             (mode == "nearest" and n_spatial == 2 and o in (i, 2 * i)):
-        return Window(mode, i, o, ratio=Fraction(i, o), copy=True)
+        return Window(mode, i, o, ratio=fraction(i, o), copy=True)
     if align_corners:
-        ratio = Fraction(i - 1, o - 1) if o > 1 else Fraction(0)
+        ratio = fraction(i - 1, o - 1) if o > 1 else fraction(0)
     elif scale is not None and mode != "area":
-        ratio = 1 / Fraction(repr(scale))
+        ratio = 1 / fraction(repr(scale))
     else:
-        ratio = Fraction(i, o)
+        ratio = fraction(i, o)
     return Window(mode, i, o, ratio=ratio, align_corners=align_corners,
                   scale_factor=None if mode == "area" else scale)
 
@@ -638,7 +641,7 @@ class AdaptivePool(Layer):
         outs = self.per_dim("size", n) if self.kind != "gap" else (1,) * n
         # an output of one position per dim mixes every input position
         windows = None if max(outs) == 1 else tuple(
-            Window("area", i, o, ratio=Fraction(i, o)) for i, o in zip(shape[2:], outs))
+            Window("area", i, o, ratio=fraction(i, o)) for i, o in zip(shape[2:], outs))
         return [Step(shape, (*shape[:2], *outs), windows=windows)]
 
     def explain(self, shape):

@@ -26,13 +26,15 @@ from __future__ import annotations
 
 import math
 import struct
-from fractions import Fraction
-from typing import List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
 
-from .bignum import fraction_text
+from .bignum import fraction, fraction_text
 from .errors import ShapeError
 from .layers import Window
 from .records import record
+
+if TYPE_CHECKING:
+    from fractions import Fraction
 
 Interval = Optional[Tuple[int, int]]  # inclusive; None: no input position at all
 
@@ -145,9 +147,9 @@ def _resample_taps(w: Window, o: int, clip: bool) -> Interval:
         return _torch_taps(w, o)
     r = w.ratio
     if w.kind in ("nearest", "nearest-exact"):
-        src = _floor((o + Fraction(1, 2)) * r if w.kind == "nearest-exact" else o * r)
+        src = _floor((o + fraction(1, 2)) * r if w.kind == "nearest-exact" else o * r)
         return src, src
-    src = o * r if w.align_corners else (o + Fraction(1, 2)) * r - Fraction(1, 2)
+    src = o * r if w.align_corners else (o + fraction(1, 2)) * r - fraction(1, 2)
     i0 = _floor(src)
     if src == i0:  # the other taps have weight exactly 0
         return i0, i0
@@ -267,7 +269,7 @@ class ReceptiveField:
     @property
     def center(self) -> Tuple[Fraction, ...]:
         # an int where whole: a Fraction per row and dim was most of `rf`'s table
-        return tuple((r - 1) // 2 - p if r % 2 else Fraction(r - 1, 2) - p
+        return tuple((r - 1) // 2 - p if r % 2 else fraction(r - 1, 2) - p
                      for r, p in zip(self.size, self.padding))
 
 
@@ -315,7 +317,7 @@ class _DimMap:
                 return _DimMap(self.stride * w.stride, (lo + first * step,),
                                (hi + (first + w.dilation * (w.k - 1)) * step,))
         p, shift = period(w)
-        stride = _whole(self.stride * shift if p == 1 else self.stride * Fraction(shift, p))
+        stride = _whole(self.stride * shift if p == 1 else self.stride * fraction(shift, p))
         # the new period: a multiple of the layer's, moving this map by whole periods
         T = p * (self.T // math.gcd(self.T, shift)) if shift else p
         T = min(T, MAX_PERIOD)
@@ -370,7 +372,7 @@ class _DimMap:
         # max of t·a/b − lo over one numerator: ints, not one Fraction per position
         P = max(t * a - lo * b for t, lo, _ in spans)
         r = max(hi - lo + 1 for _, lo, hi in spans)
-        return r, self.stride, _whole(Fraction(P, b)) if b > 1 else P
+        return r, self.stride, _whole(fraction(P, b)) if b > 1 else P
 
 
     @staticmethod
@@ -438,13 +440,13 @@ class PathState:
                 return PathState(None, f"joined paths have different effective strides "
                                        f"({' vs '.join(fraction_text(v) for v in strides)}, dim {d + 1})")
             joined = _DimMap.join(maps)
-            spread = max((st.offset[d] for st in states if st.offset), default=Fraction(0))
+            spread = max((st.offset[d] for st in states if st.offset), default=0)
             for t in range(joined.T):
                 # centers as lo + hi, twice the center: ints, one Fraction at most
                 twice = [lo + hi for lo, hi in
                          (b for b in (m.at(t) for m in maps) if b is not None)]
                 if twice and max(twice) != min(twice):
-                    spread = max(spread, Fraction(max(twice) - min(twice), 2))
+                    spread = max(spread, fraction(max(twice) - min(twice), 2))
             dims.append(joined)
             offset.append(spread)
         return PathState(tuple(dims), offset=tuple(offset) if any(offset) else None)
@@ -664,7 +666,7 @@ def explain_step(before: PathState, windows: Optional[Sequence[Window]], after: 
                          f"S = S₀·s = {fraction_text(S0)}·{w.stride} = {fraction_text(S)}; "
                          f"P = P₀ + pb·S₀ = {fraction_text(P0)} + {w.pad}·{fraction_text(S0)} = {fraction_text(P)}")
         else:
-            step = fraction_text(Fraction(*period(w)[::-1]))  # the layer's stride: shift per period
+            step = fraction_text(fraction(*period(w)[::-1]))  # the layer's stride: shift per period
             step = f"({step})" if "/" in step else step
             texts.append(f"S = S₀·{step} = {fraction_text(S0)}·{step} = {fraction_text(S)}; "
                          f"over the {m1.T} phase{'s' if m1.T > 1 else ''} of the output: "
