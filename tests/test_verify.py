@@ -124,13 +124,12 @@ def test_the_checks_batch_norm_keeps_a_finite_tensor_finite():
     # |weight|, |bias| < 1 cannot take float32's largest values past it
     import numpy as np
     from convcalc import ops
+    from convcalc.language import parse_token
+    from convcalc.layers import build
     from convcalc.verify import _Runner
     big = np.finfo(np.float32).max
     x = np.array([big, -big, big / 2, 0, 1e-30], np.float32).reshape(1, 5, 1, 1)
-    a = convcalc.analyze(["bn"], (1, 5, 1, 1))
-    row = a.layers[0]
-    from convcalc.layers import build
-    from convcalc.language import parse_token
+    row = convcalc.analyze(["bn"], (1, 5, 1, 1)).layers[0]
     for seed in range(20):
         y, tensors = _Runner(np, ops, np.random.default_rng(seed)).run(
             row, build(parse_token(row.spec, 0)), [x])
@@ -208,10 +207,12 @@ def test_raw_weights_are_the_same_draws_read_in_place():
     np.testing.assert_allclose(ops.conv(x, w) * np.float32(1 / 27 ** 0.5), ops.conv(x, scaled),
                                rtol=1e-5, atol=1e-6)
     # layer_weights puts the scale on the smaller side: a scaled copy of a
-    # weight smaller than the output (108 < 216), the view past it
-    for out_size, copied in ((216, True), (107, False)):
-        w, b, left = _Runner(np, ops, np.random.default_rng(7)).layer_weights((4, 3, 3, 3), 4,
-                                                                             out_size)
+    # weight smaller than the row's output (108 < 216), the view past it
+    a_row = convcalc.analyze(["conv:4,k=3"], (1, 3, 8, 8)).layers[0]
+    for out_shape, copied in (((1, 4, 6, 9), True), ((1, 107), False)):
+        row = a_row._replace(output_shape=out_shape)
+        w, b, left = _Runner(np, ops, np.random.default_rng(7)).layer_weights(row, (4, 3, 3, 3),
+                                                                             4)
         assert (left == 1.0) is copied and w.flags.writeable is copied
         y = ops.conv(x, w, b) * np.float32(left)
         want = ops.conv(x, w if copied else scaled.reshape(4, 3, 3, 3),

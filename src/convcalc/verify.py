@@ -247,14 +247,14 @@ class _Runner:
             self.tiled.flags.writeable = False
         return self.tiled[start:start + n].reshape(shape), scale
 
-    def layer_weights(self, shape, bias: int, out_size: int):
+    def layer_weights(self, row: Row, shape, bias: int):
         """(weight, bias or None, the factor the output still needs) for a
-        conv, transposed conv or linear layer: the 1/√fan-in goes on the
-        smaller of the weight (a scaled copy) and the output (the weight read
-        in place, the output scaled after the op)."""
+        conv, transposed conv or linear row: the 1/√fan-in goes on the
+        smaller of the weight (a scaled copy) and the row's output (the weight
+        read in place, the output scaled after the op)."""
         w, scale = self.raw(*shape)
         b = self.raw(bias)[0] if bias else None
-        if w.size > out_size:
+        if w.size > math.prod(row.output_shape):
             return w, b, scale
         f = self.np.float32(scale)
         return w * f, (None if b is None else b * f), 1.0
@@ -273,24 +273,22 @@ class _Runner:
         if kind in ("conv", "sepconv"):
             ks, ss, ds, pairs = layer.geometry(row.input_shape)
             C = x.shape[1]
-            size = math.prod(row.output_shape)
             if row.part == "pointwise":
-                w, b, scale = self.layer_weights((sp["out"], C, *(1,) * n),
-                                                 sp["out"] if sp["bias"] else 0, size)
+                w, b, scale = self.layer_weights(row, (sp["out"], C, *(1,) * n),
+                                                 sp["out"] if sp["bias"] else 0)
                 return _scaled(ops.conv(x, w, b), scale), [t for t in (w, b) if t is not None]
             if kind == "sepconv":
                 out, groups, bias = C * sp["mult"], C, sp["dbias"]
             else:
                 out, groups, bias = sp["out"], sp["g"], sp["bias"]
-            w, b, scale = self.layer_weights((out, C // groups, *ks), out if bias else 0, size)
+            w, b, scale = self.layer_weights(row, (out, C // groups, *ks), out if bias else 0)
             y = ops.conv(x, w, b, ss, pairs, ds, groups, sp["pm"])
             return _scaled(y, scale), [t for t in (w, b) if t is not None]
         if kind == "tconv":
             layer = layer.bind(lambda _: row.output_shape)
             ks, ss, ds, pairs, opad, _, _ = layer.geometry(row.input_shape)
-            w, b, scale = self.layer_weights((x.shape[1], sp["out"] // sp["g"], *ks),
-                                             sp["out"] if sp["bias"] else 0,
-                                             math.prod(row.output_shape))
+            w, b, scale = self.layer_weights(row, (x.shape[1], sp["out"] // sp["g"], *ks),
+                                             sp["out"] if sp["bias"] else 0)
             y = ops.conv_transpose(x, w, b, ss, pairs, opad, sp["g"], ds)
             return _scaled(y, scale), [t for t in (w, b) if t is not None]
         if kind == "up":
@@ -319,9 +317,8 @@ class _Runner:
         if kind == "flatten":
             return ops.flatten(x, 1), []
         if kind == "linear":
-            w, b, scale = self.layer_weights((sp["out"], x.shape[-1]),
-                                             sp["out"] if sp["bias"] else 0,
-                                             math.prod(row.output_shape))
+            w, b, scale = self.layer_weights(row, (sp["out"], x.shape[-1]),
+                                             sp["out"] if sp["bias"] else 0)
             return _scaled(ops.linear(x, w, b), scale), [t for t in (w, b) if t is not None]
         raise ValueError(f"no runner for {kind}")  # pragma: no cover
 
