@@ -119,8 +119,8 @@ def main(argv=None):
               flush=True)
     GOLDEN.write_text("{\n" + ",\n".join(f"  {json.dumps(k)}: {json.dumps(golden[k])}"
                                          for k in sorted(golden)) + "\n}\n")
-    from convcalc.model_index import INDEX, index_text  # `convcalc models` reads it
-    Path(INDEX).write_text(index_text(), encoding="utf-8")
+    import make_models_index  # `convcalc models` reads the index: rewrite it too
+    make_models_index.main()
 
 
 if __name__ == "__main__":
