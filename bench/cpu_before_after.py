@@ -71,7 +71,7 @@ def main():
                 out = subprocess.run([inst.python, "-c", TIMER, what, str(args.repeat)],
                                      check=True, text=True,
                                      stdout=subprocess.PIPE, env={**inst.env, **ONE_THREAD})
-                least[name] = min(least.get(name, float("inf")), float(out.stdout))
+                _keep_least(least, name, float(out.stdout))
         b, a = least["before"] * 1000, least["after"] * 1000
         print(f"{label:<40}{b:10.1f}{a:10.1f}{a / b:14.2f}")
     least = {}
@@ -79,13 +79,16 @@ def main():
     for _ in range(args.rounds):
         for _ in range(10):
             for name, inst in trees:
-                spent = _child_cpu([inst.convcalc, *json_run], inst.env)
-                least[name] = min(least.get(name, float("inf")), spent)
-            spent = _child_cpu([trees[1][1].python, "-c", "import click"], trees[1][1].env)
-            least["floor"] = min(least.get("floor", float("inf")), spent)
+                _keep_least(least, name, _child_cpu([inst.convcalc, *json_run], inst.env))
+            _keep_least(least, "floor",
+                        _child_cpu([trees[1][1].python, "-c", "import click"], trees[1][1].env))
     b, a, f = (least[k] * 1000 for k in ("before", "after", "floor"))
     print(f"{'shape @resnet50 --format json, process':<40}{b:10.1f}{a:10.1f}{a / b:14.2f}"
           f"   (import click: {f:.1f})")
+
+
+def _keep_least(least: dict, name: str, value: float) -> None:
+    least[name] = min(least.get(name, float("inf")), value)
 
 
 def _child_cpu(cmd, env) -> float:

@@ -7,7 +7,6 @@ JSON number.
 """
 from __future__ import annotations
 
-
 DIGITS = 4000  # exact digits below this length (Python's limit is 4,300)
 _BITS = int(DIGITS / 0.30103)  # bit lengths safely under DIGITS decimal digits
 _LEAD = 6  # significant digits of the exponent form
